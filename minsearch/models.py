@@ -1,0 +1,140 @@
+"""Model specs: a readable string that names a model and how to build it.
+
+Two forms:
+
+- ``timm:NAME`` with optional keyword arguments after ``?``:
+  ``timm:vit_tiny_patch16_224?img_size=32&num_classes=10&in_chans=1``;
+- ``package.module:factory`` with the same optional arguments:
+  ``tests.zoo:residual_mlp?width=32``. The factory must return an ``nn.Module``.
+
+Argument values are parsed as YAML scalars (``32`` -> int, ``0.1`` -> float, ``true`` -> bool,
+``[1,2]`` -> list), never evaluated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    source: str  # "timm" or "factory"
+    name: str  # timm model name, or "package.module:function"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        args = "&".join(f"{k}={v}" for k, v in self.kwargs.items())
+        head = f"timm:{self.name}" if self.source == "timm" else self.name
+        return f"{head}?{args}" if args else head
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """Parse ``timm:NAME?k=v&...`` or ``package.module:factory?k=v&...``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"A model spec must be 'timm:NAME' or 'package.module:factory', but got "
+                         f"{spec!r}.")
+    head, _, query = spec.strip().partition("?")
+    kwargs: dict[str, Any] = {}
+    for part in filter(None, query.split("&")):
+        key, eq, value = part.partition("=")
+        if not eq or not key.isidentifier():
+            raise ValueError(f"Model argument {part!r} in {spec!r} must look like key=value, "
+                             f"e.g. 'timm:resnet18?num_classes=10'.")
+        kwargs[key] = yaml.safe_load(value) if value else None
+    if head.startswith("timm:"):
+        return ModelSpec("timm", head[len("timm:"):], kwargs)
+    module, colon, func = head.partition(":")
+    if not colon or not module or not func.isidentifier():
+        raise ValueError(f"Model spec {spec!r} is neither 'timm:NAME' nor "
+                         f"'package.module:factory'.")
+    return ModelSpec("factory", head, kwargs)
+
+
+def build_model(spec: str | ModelSpec, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Build the model a spec names, with random weights, on ``device`` (``"meta"`` builds
+    only the structure: fast and free, enough for site discovery)."""
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    with torch.device(device):
+        if spec.source == "timm":
+            model = _build_timm(spec)
+        else:
+            model = _build_factory(spec)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Factory {spec.name} must return a torch.nn.Module, but returned "
+                        f"{type(model).__name__}.")
+    return model
+
+
+def _build_timm(spec: ModelSpec) -> nn.Module:
+    import timm
+
+    if not timm.is_model(spec.name):
+        close = difflib.get_close_matches(spec.name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise ValueError(f"Unknown timm model {spec.name!r}.{hint}")
+    kwargs = dict(spec.kwargs)
+    kwargs.setdefault("pretrained", False)
+    if kwargs["pretrained"]:
+        raise ValueError("pretrained=true is not supported: minsearch never downloads weights. "
+                         "Load your own with model.load_state_dict.")
+    try:
+        return timm.create_model(spec.name, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"timm model {spec.name!r} rejected its arguments {spec.kwargs}: "
+                         f"{err}") from None
+
+
+def _build_factory(spec: ModelSpec) -> nn.Module:
+    module_name, _, func_name = spec.name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"Cannot import module {module_name!r} for model {spec.name!r} "
+                         f"({err}); check the name and that it is on PYTHONPATH.") from None
+    factory = getattr(module, func_name, None)
+    if not callable(factory):
+        raise ValueError(f"Module {module_name!r} has no callable {func_name!r}; "
+                         f"the spec must name a function that returns an nn.Module.")
+    try:
+        return factory(**spec.kwargs)
+    except TypeError as err:
+        raise ValueError(f"Factory {spec.name} rejected its arguments {spec.kwargs}: "
+                         f"{err}") from None
+
+
+def default_input_shape(spec: str | ModelSpec, batch: int = 1) -> tuple[int, ...] | None:
+    """The input shape a model expects, when it can be known without the user saying so:
+    timm's pretrained config (honouring ``img_size``/``in_chans`` arguments)."""
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if spec.source != "timm":
+        return None
+    import timm
+
+    cfg = timm.get_pretrained_cfg(spec.name)
+    chans, height, width = (cfg.input_size if cfg is not None else (3, 224, 224))
+    img_size = spec.kwargs.get("img_size")
+    if isinstance(img_size, int):
+        height = width = img_size
+    elif isinstance(img_size, (list, tuple)) and len(img_size) == 2:
+        height, width = img_size
+    chans = spec.kwargs.get("in_chans", chans)
+    return (batch, int(chans), int(height), int(width))
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,3,32,32"`` -> ``(1, 3, 32, 32)``, with a clear error for anything else."""
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise ValueError(f"Input shape {text!r} must be positive integers separated by commas, "
+                         f"e.g. 1,3,32,32.")
+    return shape

@@ -1,0 +1,120 @@
+"""A site is one standard component of a model that a gene can keep, remove or replace.
+
+Module sites are modules (a norm, an activation, an attention block, a linear or conv layer):
+their name is the module's fully qualified name. Graph sites are operations inside some
+module's ``forward`` (a residual add, a functional norm or activation call): their name is the
+owning module's name plus ``<op>_<i>``, the i-th such op in that forward, e.g.
+``blocks.0.residual_1``. After surgery a graph site's replacement module lives at that name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("norm", "residual", "attention", "activation", "linear", "conv")
+
+_INDEX = re.compile(r"^\d+$")
+
+
+@dataclass(frozen=True)
+class Site:
+    """One gene location.
+
+    Attributes:
+        name: fully qualified name (module path, or ``owner.<op>_<i>`` for graph sites).
+        kind: one of :data:`KINDS`.
+        options: names of the catalog options that apply here (``keep`` first).
+        target: the module class name, or the function/method name of a graph op.
+        owner: the module whose ``forward`` holds a graph site ("" is the root); for a module
+            site, the module's own name.
+        graph: True for graph sites (rewritten in the owner's traced graph).
+        detail: kind-specific facts, e.g. for residuals ``shortcut`` ("identity"/"projection"),
+            ``branch_ops``, ``shape`` (output shape, when an example input was given).
+    """
+
+    name: str
+    kind: str
+    options: tuple[str, ...]
+    target: str
+    owner: str
+    graph: bool = False
+    detail: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def block(self) -> str:
+        """The innermost repeated unit holding the site: its path up to the last numeric part.
+
+        ``layer1.0.bn1`` -> ``layer1.0``; ``stages.0.blocks.1.norm`` -> ``stages.0.blocks.1``;
+        a site outside any indexed container is its own block.
+        """
+        parts = self.name.split(".")
+        for i in range(len(parts) - 1, -1, -1):
+            if _INDEX.match(parts[i]):
+                return ".".join(parts[: i + 1])
+        return self.name
+
+    @property
+    def stage(self) -> str:
+        """The container of :attr:`block`: ``layer1.0`` -> ``layer1``;
+        ``stages.0.blocks.1`` -> ``stages.0``; ``blocks.3`` -> ``blocks``."""
+        block = self.block
+        if block == self.name:
+            return self.name
+        parts = block.split(".")[:-1]
+        if len(parts) >= 2 and not _INDEX.match(parts[-1]) and _INDEX.match(parts[-2]):
+            parts = parts[:-1]
+        return ".".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "options": list(self.options),
+            "target": self.target,
+            "owner": self.owner,
+            "graph": self.graph,
+            "block": self.block,
+            "stage": self.stage,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A kind of site that could not be searched for in part of a model, and why."""
+
+    kind: str
+    where: str
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """What :func:`minsearch.sites.find_sites` found: the sites, plus what it could not see."""
+
+    sites: list[Site]
+    unavailable: list[Unavailable] = field(default_factory=list)
+    leaf_classes: tuple[str, ...] = ()
+    """Classes the tracer had to treat as opaque after they failed to trace (their inner
+    residuals are not visible)."""
+
+    def __iter__(self):
+        return iter(self.sites)
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __getitem__(self, name: str) -> Site:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(f"No site named {name!r}; known sites start with: "
+                       f"{', '.join(s.name for s in self.sites[:5])} …")
+
+    def of_kind(self, kind: str) -> list[Site]:
+        return [s for s in self.sites if s.kind == kind]
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(self.of_kind(k)) for k in KINDS}
