@@ -36,6 +36,11 @@ class Option:
     identity: bool
     """True when the default config reproduces the original output exactly (tested)."""
     doc: str
+    applies: Callable[[Any], bool] | None = None
+    """Whether the option can be used at a given site (None: at every site of its kind)."""
+
+    def applies_to(self, site: Any) -> bool:
+        return self.applies is None or bool(self.applies(site))
 
     def make_config(self, **fields: Any) -> OptionConfig:
         known = {f.name for f in dataclasses.fields(self.config_cls)}
@@ -50,8 +55,13 @@ class Option:
 _OPTIONS: dict[tuple[str, str], Option] = {}
 
 
-def register_option(config_cls: type[OptionConfig], *, identity: bool = False):
-    """Decorator: register ``handler`` for ``config_cls`` under its ``kind``/``name``."""
+def register_option(config_cls: type[OptionConfig], *, identity: bool = False,
+                    applies: Callable[[Any], bool] | None = None):
+    """Decorator: register ``handler`` for ``config_cls`` under its ``kind``/``name``.
+
+    ``identity`` declares that the default config reproduces the original output (the catalog
+    tests hold it to that); ``applies(site)`` restricts the option to some sites of its kind.
+    """
 
     def wrap(handler: Handler) -> Handler:
         key = (config_cls.kind, config_cls.name)
@@ -59,7 +69,7 @@ def register_option(config_cls: type[OptionConfig], *, identity: bool = False):
             raise ValueError(f"Option '{key[0]}/{key[1]}' is registered twice.")
         doc = (handler.__doc__ or config_cls.__doc__ or "").strip().splitlines()
         _OPTIONS[key] = Option(config_cls.kind, config_cls.name, config_cls, handler, identity,
-                               doc[0] if doc else "")
+                               doc[0] if doc else "", applies)
         return handler
 
     return wrap
@@ -81,6 +91,11 @@ def options_for(kind: str) -> tuple[str, ...]:
     _load_catalog()
     names = [name for k, name in _OPTIONS if k == kind]
     return tuple(sorted(names, key=lambda n: (n != "keep", n)))
+
+
+def options_at(site: Any) -> tuple[str, ...]:
+    """Names of the options that apply at ``site``, ``keep`` first."""
+    return tuple(n for n in options_for(site.kind) if get_option(site.kind, n).applies_to(site))
 
 
 def all_options() -> list[Option]:

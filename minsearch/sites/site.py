@@ -96,9 +96,13 @@ class Discovery:
 
     sites: list[Site]
     unavailable: list[Unavailable] = field(default_factory=list)
-    leaf_classes: tuple[str, ...] = ()
+    leaf_types: frozenset[type] = frozenset()
     """Classes the tracer had to treat as opaque after they failed to trace (their inner
     residuals are not visible)."""
+
+    @property
+    def leaf_classes(self) -> tuple[str, ...]:
+        return tuple(sorted(c.__name__ for c in self.leaf_types))
 
     def __iter__(self):
         return iter(self.sites)

@@ -1,0 +1,1 @@
+"""Replacement modules: each one small, with a ``from_module(old, ...)`` constructor."""
