@@ -131,7 +131,7 @@ def default_input_shape(spec: str | ModelSpec, batch: int = 1) -> tuple[int, ...
 def parse_shape(text: str) -> tuple[int, ...]:
     """``"1,3,32,32"`` -> ``(1, 3, 32, 32)``, with a clear error for anything else."""
     try:
-        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+        shape = tuple(int(p) for p in text.split(","))
     except ValueError:
         shape = ()
     if not shape or any(d <= 0 for d in shape):

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("genes",)
+COMMANDS = ("genes", "search", "resume", "front", "report", "export", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"minsearch {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `minsearch genes ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

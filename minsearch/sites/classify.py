@@ -69,7 +69,9 @@ def functional_act_name(target) -> str | None:
 
 def is_norm(module: nn.Module) -> bool:
     name = type(module).__name__
-    if any(bad in name for bad in _NOT_NORMS) or isinstance(module, nn.modules.instancenorm._InstanceNorm):
+    if any(bad in name for bad in _NOT_NORMS):
+        return False
+    if isinstance(module, nn.modules.instancenorm._InstanceNorm):
         return False
     if isinstance(module, _NORM_BASES):
         return True
@@ -77,7 +79,8 @@ def is_norm(module: nn.Module) -> bool:
     has_shape = any(hasattr(module, a) for a in ("normalized_shape", "num_features",
                                                  "num_channels"))
     weight = getattr(module, "weight", None)
-    return "Norm" in name and (has_shape or (isinstance(weight, torch.Tensor) and weight.dim() == 1))
+    per_channel = isinstance(weight, torch.Tensor) and weight.dim() == 1
+    return "Norm" in name and (has_shape or per_channel)
 
 
 def is_activation(module: nn.Module) -> bool:
@@ -104,8 +107,10 @@ def attention_impl(module: nn.Module) -> str | None:
 
 def named_like_attention(module: nn.Module) -> bool:
     name = type(module).__name__
-    return ("Attention" in name or name.endswith(("Attn", "MHSA", "GPSA", "XCA", "SHSA")) ) and \
-        "Pool" not in name and any(isinstance(m, nn.Linear | nn.Conv2d) for m in module.modules())
+    looks = "Attention" in name or "Attn" in name or name.endswith(
+        ("MHSA", "GPSA", "XCA", "SHSA", "MLA"))
+    return looks and "Pool" not in name and any(
+        isinstance(m, nn.Linear | nn.Conv2d) for m in module.modules())
 
 
 def is_conv(module: nn.Module) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+import torch.fx as fx
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 from minsearch.sites.classify import (
     attention_impl,
@@ -37,8 +37,9 @@ def find_sites(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] |
     traced = trace(model)
     facts = GraphFacts(traced.graph, traced.root) if traced.ok else None
     attn_owners = facts.attention_owners() if facts else {}
+    shape_error = None
     if facts is not None and example_input is not None:
-        _propagate_shapes(traced, example_input)
+        shape_error = _propagate_shapes(traced, example_input)
 
     drafts: list[Site] = []
     for name, module in model.named_modules():
@@ -54,7 +55,7 @@ def find_sites(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] |
             site.detail["depth"] = depth
         sites.append(Site(site.name, site.kind, options_at(site), site.target, site.owner,
                           site.graph, site.detail))
-    return Discovery(sites, _unavailable(traced), traced.leaves)
+    return Discovery(sites, _unavailable(traced), traced.leaves, shape_error)
 
 
 def _module_kind(module: nn.Module, name: str, attn_owners: dict[str, str],
@@ -129,8 +130,7 @@ def _graph_sites(facts: GraphFacts, attn_owners: dict[str, str]) -> list[Site]:
 def _residual_detail(residual: Residual) -> dict:
     detail = {"shortcut": residual.shortcut, "shortcut_arg": residual.shortcut_arg,
               "branch_ops": residual.branch_ops, "shortcut_ops": residual.shortcut_ops}
-    meta = residual.node.meta.get("tensor_meta")
-    shape = getattr(meta, "shape", None)
+    shape = residual.node.meta.get("shape")
     if shape is not None:
         shape = list(shape)
         detail["shape"] = shape
@@ -141,18 +141,29 @@ def _residual_detail(residual: Residual) -> dict:
     return detail
 
 
-def _propagate_shapes(traced: Trace, example_input) -> None:
-    from torch.fx import GraphModule
+class _ShapeRecorder(fx.Interpreter):
+    def run_node(self, n: fx.Node):
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            n.meta["shape"] = tuple(result.shape)
+        return result
 
+
+def _propagate_shapes(traced: Trace, example_input) -> str | None:
+    """Run the traced copy on a meta tensor shaped like the example input, recording every
+    node's output shape in ``node.meta["shape"]``. Returns why it failed, or None."""
     shape = tuple(example_input.shape) if isinstance(example_input, torch.Tensor) else tuple(
         example_input)
     dtype = example_input.dtype if isinstance(example_input, torch.Tensor) else torch.float32
     try:
-        ShapeProp(GraphModule(traced.root, traced.graph)).propagate(
+        _ShapeRecorder(fx.GraphModule(traced.root, traced.graph)).run(
             torch.empty(shape, dtype=dtype, device="meta"))
-    except Exception:  # noqa: BLE001 - shapes are optional facts; sites stand without them
+    except Exception as err:  # noqa: BLE001 - shapes are optional facts; sites stand without
         for node in traced.graph.nodes:
-            node.meta.pop("tensor_meta", None)
+            node.meta.pop("shape", None)
+        return f"input shape {shape} does not fit the model ({type(err).__name__}: " \
+               f"{str(err).splitlines()[0] if str(err) else ''})"
+    return None
 
 
 def _unavailable(traced: Trace) -> list[Unavailable]:

@@ -30,6 +30,7 @@ from minsearch.sites.classify import (
     SDPA,
     SOFTMAX,
     functional_act_name,
+    named_like_attention,
 )
 
 MAX_SHORTCUT_OPS = 4
@@ -173,14 +174,17 @@ class GraphFacts:
             path, _ = owner_of(n)
             if n.op == "call_function" and n.target in SDPA:
                 owners[path] = "sdpa"
-            elif _is_softmax(n) and _near(n, _is_matmul, up=True) and _near(n, _is_matmul):
+            elif self._is_softmax(n) and path and (
+                    (_near(n, _is_matmul, up=True) and _near(n, _is_matmul))
+                    or named_like_attention(self.root.get_submodule(path))):
                 owners.setdefault(path, "matmul")
         return owners
 
-
-def _is_softmax(n: fx.Node) -> bool:
-    return (n.op == "call_function" and n.target in SOFTMAX) or (
-        n.op == "call_method" and n.target == "softmax")
+    def _is_softmax(self, n: fx.Node) -> bool:
+        if n.op == "call_module":
+            return isinstance(self.root.get_submodule(n.target), nn.Softmax)
+        return (n.op == "call_function" and n.target in SOFTMAX) or (
+            n.op == "call_method" and n.target == "softmax")
 
 
 def _is_matmul(n: fx.Node) -> bool:
@@ -188,7 +192,7 @@ def _is_matmul(n: fx.Node) -> bool:
         n.op == "call_method" and n.target in ("matmul", "bmm"))
 
 
-def _near(n: fx.Node, pred, up: bool = False, hops: int = 4) -> bool:
+def _near(n: fx.Node, pred, up: bool = False, hops: int = 6) -> bool:
     frontier = [n]
     for _ in range(hops):
         frontier = [m for f in frontier for m in (f.all_input_nodes if up else f.users)]

@@ -100,6 +100,10 @@ class Discovery:
     """Classes the tracer had to treat as opaque after they failed to trace (their inner
     residuals are not visible)."""
 
+    shape_error: str | None = None
+    """Why shapes could not be propagated from the example input (None: they were, or no
+    example input was given)."""
+
     @property
     def leaf_classes(self) -> tuple[str, ...]:
         return tuple(sorted(c.__name__ for c in self.leaf_types))

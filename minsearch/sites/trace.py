@@ -12,8 +12,8 @@ Design (measured on the timm zoo, see DESIGN.md):
 - when tracing fails inside some class, that class alone becomes a leaf and tracing restarts
   on a fresh copy (tracing can mutate a model, e.g. LeViT's attention-bias cache).
 
-Tracing always runs on a *structural copy*: parameters and buffers replaced by meta tensors,
-so a 300M-parameter model is copied in milliseconds and no real weights are touched.
+Tracing always runs on a *structural copy*: parameters replaced by meta tensors, so a
+300M-parameter model is copied in milliseconds and no real weights are touched.
 """
 
 from __future__ import annotations
@@ -65,12 +65,12 @@ class SiteTracer(fx.Tracer):
 
 
 def structural_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` whose parameters and buffers are meta tensors."""
+    """A deep copy of ``model`` whose parameters are meta tensors. Buffers (small: norm
+    statistics, index tables) are copied for real, because a trace may capture them as
+    constants that the rewritten forward then needs."""
     memo: dict[int, object] = {}
     for p in model.parameters():
         memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
-    for b in model.buffers():
-        memo[id(b)] = torch.empty_like(b, device="meta")
     return copy.deepcopy(model, memo)
 
 

@@ -90,9 +90,9 @@ def _lifted(site: Site, owner: nn.Module, discovery: Discovery) -> nn.Module | N
     """The module a functional norm site stands for (None for residuals and activations)."""
     if site.kind != "norm":
         return None
+    from minsearch.sites.graph_ops import op_category, owner_of
     from minsearch.sites.trace import trace
     from minsearch.surgery.lift import lift_norm
-    from minsearch.sites.graph_ops import op_category, owner_of
 
     traced = trace(owner, discovery.leaf_types)
     nodes = [n for n in traced.graph.nodes

@@ -9,8 +9,8 @@ Selectors (the keys):
 
 Values are option specs: ``"dyt"``, ``{"name": "dyt", "alpha_init": 1.0}`` or a config's JSON.
 Pattern rules apply in order (a later rule overrides an earlier one); exact names win over
-patterns. Every selector must match at least one site, and every option must apply at every
-site it selects: mistakes are caught before anything is trained.
+patterns. Every option must apply at every site it selects: mistakes are caught before
+anything is trained.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _match(discovery: Discovery, kind: str, pattern: str, selector: str) -> list
     except re.error as err:
         raise ValueError(f"Genome selector {selector!r} has an invalid regex ({err}).") from None
     matched = [s for s in discovery.of_kind(kind) if compiled.fullmatch(s.name)]
-    if not matched:
+    if not matched and regex != ".*":  # "all norms" of a norm-free model is just empty
         names = [s.name for s in discovery.of_kind(kind)][:4]
         raise ValueError(f"Genome selector {selector!r} matches no {kind} site; {kind} sites "
                          f"look like: {', '.join(names) or 'none in this model'}.")

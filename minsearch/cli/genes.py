@@ -1,0 +1,87 @@
+"""``minsearch genes MODEL``: list the sites (genes) of a model and the options at each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "genes",
+        help="list the standard components of a model and their options",
+        description="MODEL is timm:NAME[?k=v&...] (e.g. 'timm:vit_tiny_patch16_224?img_size=32"
+                    "&num_classes=10') or package.module:factory[?k=v&...]. The model is built "
+                    "on the meta device: no weights, no memory, seconds even for large models.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--input-shape", metavar="N,C,H,W",
+                   help="example input shape, for shapes of residual sites (default: timm's "
+                        "input size, batch 1)")
+    p.add_argument("--json", action="store_true", help="one JSON object per site")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from minsearch.models import build_model, default_input_shape, parse_model_spec, parse_shape
+    from minsearch.sites import find_sites
+
+    spec = parse_model_spec(args.model)
+    shape = parse_shape(args.input_shape) if args.input_shape else default_input_shape(spec)
+    start = time.perf_counter()
+    model = build_model(spec, device="meta")
+    discovery = find_sites(model, shape)
+    seconds = time.perf_counter() - start
+    if discovery.shape_error and args.input_shape:
+        raise ValueError(f"{discovery.shape_error}; pass the shape the model takes, e.g. "
+                         f"--input-shape 1,3,32,32.")
+    if args.json:
+        json.dump({"model": str(spec), "input_shape": shape,
+                   "sites": [s.to_json() for s in discovery.sites],
+                   "unavailable": [u.__dict__ for u in discovery.unavailable]},
+                  sys.stdout, indent=1)
+        print()
+        return 0
+    _print_table(str(spec), discovery, sum(p.numel() for p in model.parameters()), seconds)
+    return 0
+
+
+def _print_table(spec: str, discovery, params: int, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from minsearch.sites import KINDS
+
+    console = Console(soft_wrap=False)
+    counts = discovery.counts()
+    summary = ", ".join(f"{counts[k]} {k}" for k in KINDS)
+    console.print(f"[bold]{spec}[/bold]: {params / 1e6:.1f}M parameters; {summary} "
+                  f"(found in {seconds:.2f}s)")
+    for kind in KINDS:
+        sites = discovery.of_kind(kind)
+        if not sites:
+            continue
+        table = Table(title=f"{kind} ({len(sites)})", title_justify="left", show_edge=False)
+        table.add_column("site")
+        table.add_column("what")
+        table.add_column("options")
+        for site in sites:
+            table.add_row(site.name, _describe(site), " ".join(site.options))
+        console.print(table)
+    for gap in discovery.unavailable:
+        console.print(f"[yellow]{gap.kind} sites unavailable in {gap.where}[/yellow]: "
+                      f"{gap.reason}")
+
+
+def _describe(site) -> str:
+    d = site.detail
+    if site.kind == "residual":
+        shape = f" {tuple(d['shape'])}" if "shape" in d else ""
+        return f"{d['shortcut']} shortcut, {d['branch_ops']}-op branch{shape}"
+    if site.kind == "attention":
+        return f"{site.target} ({d.get('impl')})"
+    if site.kind == "norm":
+        return f"{site.target} ({d.get('family')})"
+    return site.target
