@@ -156,7 +156,8 @@ def _propagate_shapes(traced: Trace, example_input) -> str | None:
         example_input)
     dtype = example_input.dtype if isinstance(example_input, torch.Tensor) else torch.float32
     try:
-        _ShapeRecorder(fx.GraphModule(traced.root, traced.graph)).run(
+        # the structural copy's buffers are real; move everything to meta (the copy is ours)
+        _ShapeRecorder(fx.GraphModule(traced.root, traced.graph).to("meta")).run(
             torch.empty(shape, dtype=dtype, device="meta"))
     except Exception as err:  # noqa: BLE001 - shapes are optional facts; sites stand without
         for node in traced.graph.nodes:

@@ -96,6 +96,7 @@ def test_identity_preserving_options_reproduce_the_output(name):
     with torch.no_grad():
         ref = model(x)
     d = find_sites(model, x)
+    assert d.shape_error is None  # real weights on CPU, shapes propagated on meta
     genomes = [{"residual:*": "keep", "norm:*": "keep", "activation:*": "keep"}]
     if d.of_kind("residual"):
         genomes.append({"residual:*": "gate"})
