@@ -9,7 +9,9 @@ A handler is *how* an option is applied. It is called as ``handler(config, site,
   which rewire the add's output to that operand (the other one becomes dead code and is
   removed from the graph);
 - for graph activation/norm sites, ``old`` is an equivalent module lifted from the call
-  (see :mod:`minsearch.surgery.lift`), and the handler returns its replacement.
+  (see :mod:`minsearch.surgery.lift`), and the handler returns its replacement;
+- for pair sites, ``old`` is the pair's norm module and the handler returns
+  ``(norm_replacement, add_replacement)``.
 """
 
 from __future__ import annotations
@@ -78,7 +80,14 @@ def register_option(config_cls: type[OptionConfig], *, identity: bool = False,
 def _load_catalog() -> None:
     # The catalog modules register themselves on import; import them lazily so that
     # `import minsearch` stays light.
-    from minsearch.catalog import activation, attention, norm, precision, residual  # noqa: F401
+    from minsearch.catalog import (  # noqa: F401
+        activation,
+        attention,
+        norm,
+        pair,
+        precision,
+        residual,
+    )
 
 
 def kinds() -> tuple[str, ...]:

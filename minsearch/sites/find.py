@@ -48,6 +48,7 @@ def find_sites(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] |
             drafts.append(Site(name, kind, (), type(module).__name__, name, False, detail))
     if facts is not None:
         drafts.extend(_graph_sites(facts, attn_owners))
+    drafts.extend(_pair_sites(drafts))
     depth = sum(s.kind == "residual" for s in drafts)
     sites = []
     for site in drafts:
@@ -114,6 +115,7 @@ def _graph_sites(facts: GraphFacts, attn_owners: dict[str, str]) -> list[Site]:
                 continue
             kind, op, detail = "residual", "residual", _residual_detail(residual)
             detail["owner_adds"] = adds_per_call[key]
+            detail["pair_norm"] = facts.pair_norm(residual)
         else:
             kind = "norm" if category.startswith("norm:") else "activation"
             op = category.split(":", 1)[1]
@@ -125,6 +127,26 @@ def _graph_sites(facts: GraphFacts, attn_owners: dict[str, str]) -> list[Site]:
         target = node.target if isinstance(node.target, str) else node.target.__name__
         found[(owner, category, ordinal)] = Site(name, kind, (), target, owner, True, detail)
     return list(found.values())
+
+
+def _pair_sites(drafts: list[Site]) -> list[Site]:
+    """One ``pair`` site per residual whose branch starts with a norm of its own, named
+    ``owner.pair_<i>`` after its residual ``owner.residual_<i>``."""
+    norms = {s.name: s for s in drafts if s.kind == "norm"}
+    pairs = []
+    for site in drafts:
+        norm = norms.get(site.detail.get("pair_norm")) if site.kind == "residual" else None
+        if norm is None:
+            continue
+        detail = {"norm": norm.name, "residual": site.name,
+                  **{k: norm.detail[k] for k in ("family", "channels", "channel_dim")
+                     if k in norm.detail}}
+        # the add may see another layout than the norm (ConvNeXt: norm in NHWC, add in NCHW)
+        detail["add_channel_dim"] = site.detail.get("channel_dim", detail.get("channel_dim"))
+        name = site.name.rsplit("residual_", 1)
+        pairs.append(Site("pair_".join(name), "pair", (), f"{norm.target}+add", site.owner,
+                          True, detail))
+    return pairs
 
 
 def _residual_detail(residual: Residual) -> dict:

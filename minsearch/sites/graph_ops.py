@@ -30,6 +30,7 @@ from minsearch.sites.classify import (
     SDPA,
     SOFTMAX,
     functional_act_name,
+    is_norm,
     named_like_attention,
 )
 
@@ -82,6 +83,7 @@ class Residual:
     shortcut: str  # "identity" or "projection"
     branch_ops: int
     shortcut_ops: int
+    branch: tuple[fx.Node, ...] = ()  # the branch's ops, in graph order
 
 
 class GraphFacts:
@@ -162,7 +164,18 @@ class GraphFacts:
         if len(short) > MAX_SHORTCUT_OPS or not any(self.weighted[n] for n in long):
             return None
         kind = "projection" if any(self.weighted[n] for n in short) else "identity"
-        return Residual(node, shortcut_arg, kind, len(long), len(short))
+        return Residual(node, shortcut_arg, kind, len(long), len(short), tuple(long))
+
+    def pair_norm(self, residual: Residual) -> str | None:
+        """The norm module that pairs with a residual: the first norm on its branch whose
+        output feeds only that branch (pre-norm transformer blocks: the norm at the fork;
+        ConvNeXt: the norm after the depthwise conv; ResNet: the branch's first BN)."""
+        branch = set(residual.branch) | {residual.node}
+        for n in residual.branch:
+            if n.op == "call_module" and is_norm(self.root.get_submodule(n.target)):
+                data_users = {u for u in n.users if self.data[u]}  # x.size() is no use
+                return n.target if data_users <= branch else None
+        return None
 
     def attention_owners(self) -> dict[str, str]:
         """Modules whose own forward computes attention: ``{path: "sdpa" | "matmul"}``.

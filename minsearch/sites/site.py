@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("norm", "residual", "attention", "activation", "linear", "conv")
+KINDS = ("norm", "residual", "pair", "attention", "activation", "linear", "conv")
 
 _INDEX = re.compile(r"^\d+$")
 
@@ -24,7 +24,8 @@ class Site:
 
     Attributes:
         name: fully qualified name (module path, or ``owner.<op>_<i>`` for graph sites).
-        kind: one of :data:`KINDS`.
+        kind: one of :data:`KINDS`. A ``pair`` is a norm and the residual add whose branch it
+            starts, seen as one site (``detail["norm"]``, ``detail["residual"]`` name them).
         options: names of the catalog options that apply here (``keep`` first).
         target: the module class name, or the function/method name of a graph op.
         owner: the module whose ``forward`` holds a graph site ("" is the root); for a module

@@ -59,7 +59,9 @@ def apply_(model: nn.Module, genome: Genome | dict, example_input: torch.Tensor 
     by_name = {s.name: s for s in discovery.sites}
     chosen = [(by_name[name], config) for name, config in resolved.items()
               if config.name != "keep"]
+    _check_pairs(chosen, by_name)
     report = SurgeryReport()
+    edits: dict[str, list[GraphEdit]] = defaultdict(list)
     module_sites = sorted((sc for sc in chosen if not sc[0].graph),
                           key=lambda sc: -sc[0].name.count("."))
     for site, config in module_sites:
@@ -68,9 +70,15 @@ def apply_(model: nn.Module, genome: Genome | dict, example_input: torch.Tensor 
         if new is not old:
             model.set_submodule(site.name, new)
         report.changes.append(Change(site, config, type(old).__name__, type(new).__name__))
-    edits: dict[str, list[GraphEdit]] = defaultdict(list)
     for site, config in chosen:
-        if site.graph:
+        if site.kind == "pair":
+            norm = model.get_submodule(site.detail["norm"])
+            squash, gate = get_option(site.kind, config.name).handler(config, site, norm)
+            model.set_submodule(site.detail["norm"], squash)
+            edits[site.owner].append(GraphEdit(by_name[site.detail["residual"]], gate))
+            after = f"{type(squash).__name__}+{type(gate).__name__}"
+            report.changes.append(Change(site, config, site.target, after))
+        elif site.graph:
             owner = model.get_submodule(site.owner) if site.owner else model
             old = _lifted(site, owner, discovery)
             result = get_option(site.kind, config.name).handler(config, site, old)
@@ -84,6 +92,17 @@ def apply_(model: nn.Module, genome: Genome | dict, example_input: torch.Tensor 
     order = {s.name: i for i, s in enumerate(discovery.sites)}
     report.changes.sort(key=lambda c: order[c.site.name])
     return report
+
+
+def _check_pairs(chosen: list, by_name: dict[str, Site]) -> None:
+    """A pair rewrites its norm and its residual: neither may be changed on its own too."""
+    changed = {site.name for site, _ in chosen}
+    for site, config in chosen:
+        if site.kind == "pair":
+            for part in (site.detail["norm"], site.detail["residual"]):
+                if part in changed:
+                    raise ValueError(f"{part} is changed twice: on its own and by {config.name} "
+                                     f"at {site.name}; keep one of the two rules.")
 
 
 def _lifted(site: Site, owner: nn.Module, discovery: Discovery) -> nn.Module | None:
