@@ -2,8 +2,9 @@
 
 The default corpus is text present on every machine: the Python standard library's own
 source files. Files are shuffled with the seed, joined, and the text cut into contiguous
-train/val/test ranges (so at most two files straddle a boundary). Characters outside printable ASCII map to ``?``: the vocabulary
-is always the 128 ASCII codes, so a model's size does not depend on the corpus.
+train/val/test ranges (so at most two files straddle a boundary). Characters outside ASCII
+map to ``?``: the vocabulary is always the 128 ASCII codes, so a model's size does not depend
+on the corpus.
 """
 
 from __future__ import annotations
