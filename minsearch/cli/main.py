@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("genes", "search", "resume", "front", "report", "export", "ui")
+COMMANDS = ("genes", "search", "resume", "front", "report", "export", "ui", "ln_free")
 
 
 def build_parser() -> argparse.ArgumentParser:

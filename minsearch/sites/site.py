@@ -45,13 +45,15 @@ class Site:
 
     @property
     def block(self) -> str:
-        """The innermost repeated unit holding the site: its path up to the last numeric part.
+        """The innermost repeated unit holding the site: its path up to the last numeric part
+        before the site's own name.
 
-        ``layer1.0.bn1`` -> ``layer1.0``; ``stages.0.blocks.1.norm`` -> ``stages.0.blocks.1``;
-        a site outside any indexed container is its own block.
+        ``layer1.0.bn1`` -> ``layer1.0``; ``layer1.0.downsample.1`` -> ``layer1.0``;
+        ``stages.0.blocks.1.norm`` -> ``stages.0.blocks.1``; a site outside any indexed
+        container is its own block.
         """
         parts = self.name.split(".")
-        for i in range(len(parts) - 1, -1, -1):
+        for i in range(len(parts) - 2, -1, -1):
             if _INDEX.match(parts[i]):
                 return ".".join(parts[: i + 1])
         return self.name

@@ -167,3 +167,14 @@ def _fold_into_conv(model: nn.Module, node: fx.Node, norm: FrozenBatchNorm,
     else:
         conv.bias.copy_(new_bias)
     return Fold(node.target, (producer.target,))
+
+
+def add_folded_biases(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """A fold gives bias-free linear/conv layers a bias; make room for it before
+    ``load_state_dict`` of a folded model into a freshly built one."""
+    own = model.state_dict()
+    for key, value in state_dict.items():
+        if key.endswith(".bias") and key not in own:
+            module = model.get_submodule(key[: -len(".bias")])
+            if isinstance(module, nn.Linear | nn.modules.conv._ConvNd) and module.bias is None:
+                module.bias = nn.Parameter(torch.zeros_like(value))

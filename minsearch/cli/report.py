@@ -1,0 +1,26 @@
+"""``minsearch report RUN_DIR``: which components can go, and what each option does."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("report", help="the prunable-components report of a run",
+                              description="Per gene option: effect on every objective (marginal "
+                                          "means, Optuna importances) and whether it stays "
+                                          "within the allowed accuracy drop. Writes report.md "
+                                          "and report.json into the run folder.")
+    p.add_argument("run_dir")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from minsearch.report import write_report
+
+    path = write_report(args.run_dir)
+    Console().print(Markdown(path.read_text()))
+    return 0

@@ -1,0 +1,33 @@
+"""``minsearch search TASK --space SPACE``: run a search and print its front."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "search", help="search which components of a model can go; prints the Pareto front",
+        description="Train and measure candidates proposed by an Optuna sampler, run as Ray "
+                    "Tune trials; write a run folder with results, front and report.")
+    p.add_argument("task", help="task YAML (model, data, recipe, objectives)")
+    p.add_argument("--space", required=True, help="search-space YAML (genes, sampler, trials)")
+    p.add_argument("--trials", type=int, help="number of trials (overrides the space file)")
+    p.add_argument("--out", help="run folder (default: runs/<task>-<time>)")
+    p.add_argument("--address", help="join a Ray cluster (e.g. 'auto'); default: local Ray on "
+                                     "127.0.0.1 only")
+    p.add_argument("--cpus", type=int, help="CPUs for the local Ray (default: all)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite in the run folder)")
+    p.add_argument("--quiet", action="store_true", help="no live display")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from minsearch.cli.front import print_front
+    from minsearch.search.controller import run_search
+
+    run_dir = run_search(args.task, args.space, out=args.out, trials=args.trials,
+                         address=args.address, num_cpus=args.cpus, live=not args.quiet,
+                         tracking_uri=args.tracking_uri)
+    print_front(run_dir)
+    return 0

@@ -1,0 +1,86 @@
+"""The objective contract: a name, a direction, and one measurement of a trained candidate.
+
+An objective is a small class registered under its name. :meth:`Objective.measure` is called
+once per trial, after training, with the model in eval mode on the trial's device; it returns
+a finite float. It may use :attr:`MeasureContext.cache` to share work with other objectives
+(robustness reuses the clean accuracy). A non-finite value is a failed measurement: the trial
+ends FAILED with the objective's name in its reason, never with a NaN.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from minsearch.tasks.config import TaskConfig
+from minsearch.tasks.data import TaskData
+
+
+@dataclass
+class MeasureContext:
+    model: nn.Module
+    data: TaskData
+    task: TaskConfig
+    device: torch.device
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+class Objective:
+    """Base class: subclasses set ``name``, ``direction`` ("max" or "min"), ``unit`` and
+    implement :meth:`measure`."""
+
+    name: ClassVar[str] = ""
+    direction: ClassVar[str] = "min"
+    unit: ClassVar[str] = ""
+
+    def measure(self, ctx: MeasureContext) -> float:
+        raise NotImplementedError
+
+
+_OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(cls: type[Objective]) -> type[Objective]:
+    if cls.direction not in ("max", "min"):
+        raise ValueError(f"Objective {cls.name!r} has direction {cls.direction!r}; it must be "
+                         f"'max' or 'min'.")
+    if cls.name in _OBJECTIVES:
+        raise ValueError(f"Objective {cls.name!r} is registered twice.")
+    _OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def _load() -> None:
+    from minsearch.objectives import (  # noqa: F401  (modules register on import)
+        accuracy,
+        latency,
+        memory,
+        robustness,
+        size,
+    )
+
+
+def objective_names() -> tuple[str, ...]:
+    _load()
+    return tuple(sorted(_OBJECTIVES))
+
+
+def get_objective(name: str) -> Objective:
+    """A fresh instance of the objective registered as ``name``."""
+    _load()
+    cls = _OBJECTIVES.get(name)
+    if cls is None:
+        close = difflib.get_close_matches(str(name), _OBJECTIVES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown objective {name!r}; known: "
+                         f"{', '.join(sorted(_OBJECTIVES))}.{hint}")
+    return cls()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,108 @@
+"""Pareto math over plain arrays: dominance, non-dominated sorting, hypervolume.
+
+Pure functions over ``(n_points, n_objectives)`` arrays and a direction per objective
+(``"max"`` or ``"min"``). Nothing here knows about Ray, Optuna or MLflow. Internally every
+objective is turned into one to minimise (maximised columns are negated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+DIRECTIONS = ("max", "min")
+
+
+def _check(values: np.ndarray | Sequence, directions: Sequence[str]) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 1 and array.size == 0:
+        array = array.reshape(0, len(directions))
+    if array.ndim != 2 or array.shape[1] != len(directions):
+        raise ValueError(f"Values must be an (n_points, n_objectives) array with one column "
+                         f"per direction, but got shape {array.shape} for {len(directions)} "
+                         f"directions.")
+    bad = [d for d in directions if d not in DIRECTIONS]
+    if bad:
+        raise ValueError(f"Directions must be 'max' or 'min', but got {bad}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("Pareto math needs finite values; drop failed trials (NaN/inf) first.")
+    return array
+
+
+def as_minimization(values: np.ndarray | Sequence, directions: Sequence[str]) -> np.ndarray:
+    """Negate the maximised columns so that smaller is better everywhere."""
+    array = _check(values, directions)
+    signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+    return array * signs
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """True when ``a`` is at least as good as ``b`` everywhere and strictly better somewhere."""
+    pair = as_minimization([a, b], directions)
+    return bool(np.all(pair[0] <= pair[1]) and np.any(pair[0] < pair[1]))
+
+
+def non_dominated_sort(values: np.ndarray | Sequence, directions: Sequence[str]) -> np.ndarray:
+    """Pareto rank of each point: 0 for the front, 1 for the front once 0 is removed, ...
+
+    Duplicated points share a rank. O(n^2 m) per front, fine for the hundreds of trials a
+    search produces.
+    """
+    points = as_minimization(values, directions)
+    n = len(points)
+    ranks = np.full(n, -1, dtype=int)
+    remaining = np.arange(n)
+    rank = 0
+    while remaining.size:
+        sub = points[remaining]
+        # dominated[i] is True when some other remaining point dominates point i.
+        le = np.all(sub[:, None, :] <= sub[None, :, :], axis=2)  # le[j, i]: j <= i everywhere
+        lt = np.any(sub[:, None, :] < sub[None, :, :], axis=2)
+        dominated = np.any(le & lt, axis=0)
+        ranks[remaining[~dominated]] = rank
+        remaining = remaining[dominated]
+        rank += 1
+    return ranks
+
+
+def pareto_mask(values: np.ndarray | Sequence, directions: Sequence[str]) -> np.ndarray:
+    """Boolean mask of the non-dominated points."""
+    return non_dominated_sort(values, directions) == 0
+
+
+def hypervolume(values: np.ndarray | Sequence, directions: Sequence[str],
+                reference: Sequence[float]) -> float:
+    """Volume of objective space dominated by ``values`` and bounded by ``reference``.
+
+    ``reference`` is given in the objectives' own directions (e.g. accuracy 0 for a maximised
+    accuracy, twice the baseline's bytes for minimised bytes). Points that do not strictly
+    beat the reference in every objective add nothing. Exact, by slicing along one objective
+    at a time (fine for a few objectives and hundreds of points).
+    """
+    ref = as_minimization([list(reference)], directions)[0]
+    points = as_minimization(values, directions)
+    points = points[np.all(points < ref, axis=1)]
+    if len(points) == 0:
+        return 0.0
+    points = points[pareto_mask(points, ["min"] * points.shape[1])]
+    return float(_hv_min(np.unique(points, axis=0), ref))
+
+
+def _hv_min(points: np.ndarray, ref: np.ndarray) -> float:
+    """Hypervolume for minimisation; every point is strictly below ``ref``."""
+    if points.shape[1] == 1:
+        return float(ref[0] - points[:, 0].min())
+    points = points[np.argsort(points[:, 0], kind="stable")]
+    # Slab i spans [x_i, x_{i+1}) along the first objective; it is dominated by exactly the
+    # points whose first coordinate is <= x_i, i.e. points[: i + 1].
+    widths = np.diff(np.append(points[:, 0], ref[0]))
+    if points.shape[1] == 2:
+        best = np.minimum.accumulate(points[:, 1])
+        return float(np.sum(widths * (ref[1] - best)))
+    volume = 0.0
+    for i in np.nonzero(widths > 0)[0]:
+        head = points[: i + 1, 1:]
+        head = head[pareto_mask(head, ["min"] * head.shape[1])]
+        volume += widths[i] * _hv_min(head, ref[1:])
+    return volume

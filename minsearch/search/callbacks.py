@@ -1,0 +1,157 @@
+"""The driver-side Ray Tune callback: trial records, MLflow runs, the live view.
+
+Ray pickles the run config (with this callback) into the experiment folder and unpickles it
+on ``Tuner.restore``, so the callback pickles only its settings; the tracker, the records and
+the live view are (re)built in :meth:`SearchCallback.setup`, which Ray calls at the start of
+every ``fit``. Records are persisted to ``RUN_DIR/trials.json`` and ``results.csv`` after every
+finished trial, so ``minsearch front`` works on a running or killed search.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from minsearch.search.results import (
+    TrialRecord,
+    front_summary,
+    record_from_result,
+    results_frame,
+    trial_number,
+    write_results,
+)
+
+RECORDS = "trials.json"
+_LIVE_STATES = {"RUNNING": "RUNNING", "PENDING": "PENDING", "PAUSED": "PENDING"}
+
+
+class SearchCallback(Callback):
+    def __init__(self, run_dir: str | Path, directions: dict[str, str], gene_names: list[str],
+                 baseline: dict[str, str], total: int, concurrency: int,
+                 max_accuracy_drop: float | None, tracking_uri: str | None,
+                 live: bool = True) -> None:
+        self.run_dir = str(Path(run_dir).resolve())
+        self.directions = dict(directions)
+        self.gene_names = list(gene_names)
+        self.baseline = dict(baseline)
+        self.total = total
+        self.concurrency = concurrency
+        self.max_drop = max_accuracy_drop
+        self.tracking_uri = tracking_uri
+        self.live = live
+        self._runtime: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_runtime"] = {}
+        return state
+
+    # -- runtime state -----------------------------------------------------------------------
+
+    @property
+    def records(self) -> dict[str, TrialRecord]:
+        return self._runtime.setdefault("records", {})
+
+    def setup(self, **info: Any) -> None:
+        from minsearch.tracking import SearchTracker
+
+        path = Path(self.run_dir, RECORDS)
+        records = {}
+        if path.is_file():
+            records = {r["trial_id"]: TrialRecord(**r) for r in json.loads(path.read_text())}
+        self._runtime = {"records": records, "last_draw": 0.0,
+                         "tracker": SearchTracker.open(self.run_dir, self.tracking_uri)}
+        if self.live:
+            from minsearch.search.display import LiveView
+
+            view = LiveView(self.total, self.concurrency, self.directions, self.gene_names,
+                            self.max_drop)
+            view.start()
+            self._runtime["view"] = view
+
+    @property
+    def tracker(self):
+        return self._runtime["tracker"]
+
+    def close(self) -> None:
+        view = self._runtime.pop("view", None)
+        if view is not None:
+            view.stop()
+
+    # -- Ray events ----------------------------------------------------------------------------
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        params = {g: str(trial.config.get(g, "")) for g in self.gene_names}
+        record = self.records.get(trial.trial_id) or TrialRecord(trial.trial_id, params)
+        record.state = "RUNNING"
+        record.number = trial_number(trial.experiment_tag)
+        record.baseline = self._is_baseline(trial.trial_id, params)
+        self.records[trial.trial_id] = record
+        self.tracker.trial_run(trial.trial_id, params)
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict,
+                        **info: Any) -> None:
+        if "epoch" in result and not result.get("final") and not result.get("failed"):
+            curves = {k: result[k] for k in ("train_loss", "val_accuracy") if k in result}
+            self.tracker.log_metrics(trial.trial_id, curves, step=int(result["epoch"]))
+            if trial.trial_id in self.records:
+                self.records[trial.trial_id].epochs = int(result["epoch"])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        self._finish(trial, error=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        self._finish(trial, error=True)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        view = self._runtime.get("view")
+        now = time.monotonic()
+        if view is None or now - self._runtime.get("last_draw", 0.0) < 0.5:
+            return
+        self._runtime["last_draw"] = now
+        for trial in trials:  # pending and running trials, for the counts
+            record = self.records.get(trial.trial_id)
+            if record is None:
+                params = {g: str(trial.config.get(g, "")) for g in self.gene_names}
+                record = self.records[trial.trial_id] = TrialRecord(trial.trial_id, params)
+            if record.state in _LIVE_STATES.values() and trial.status in _LIVE_STATES:
+                record.state = _LIVE_STATES[trial.status]
+        view.update(list(self.records.values()))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _is_baseline(self, trial_id: str, params: dict[str, str]) -> bool:
+        if params != self.baseline:
+            return False
+        # The baseline runs first and alone; a later all-keep proposal is an ordinary trial.
+        marked = [r.trial_id for r in self.records.values() if r.baseline]
+        return not marked or marked[0] == trial_id
+
+    def _finish(self, trial, *, error: bool) -> None:
+        params = {g: str(trial.config.get(g, "")) for g in self.gene_names}
+        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else ""
+        error_text = (trial.get_error() or "") if error else ""
+        record = record_from_result(trial.trial_id, params, dict(trial.last_result or {}),
+                                    error, list(self.directions), checkpoint, error_text)
+        record.baseline = self._is_baseline(trial.trial_id, params)
+        record.number = trial_number(trial.experiment_tag)
+        self.records[trial.trial_id] = record
+        self.tracker.end_trial(trial.trial_id, record.state, record.objectives, record.extras,
+                               record.genome, record.reason)
+        self.persist()
+
+    def persist(self) -> None:
+        records = list(self.records.values())
+        path = Path(self.run_dir, RECORDS)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([r.__dict__ for r in records], indent=1))
+        tmp.replace(path)
+        frame = results_frame(records, self.gene_names, self.directions, self.max_drop)
+        write_results(self.run_dir, frame, front_summary(frame, self.directions))

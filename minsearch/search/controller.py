@@ -1,0 +1,201 @@
+"""Run, resume and finish a search: Ray Tune runs the trials, Optuna proposes them.
+
+- Ray starts local-only on 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before
+  ``ray.init``, as DESIGN.md measured) unless ``address`` joins an existing cluster; it is shut
+  down when the search ends, whatever happens.
+- ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1``: per-epoch results carry no objective on purpose
+  (see :mod:`minsearch.search.trainable`).
+- ``TUNE_GLOBAL_CHECKPOINT_S`` (default here 1 s instead of Ray's adaptive >= 10 s): how stale
+  Ray's snapshot of the experiment can be when the driver is killed. Finished trials that the
+  snapshot missed re-report their final checkpoint on resume instead of training again.
+- ``reuse_actors=True`` (a new worker re-imports torch: ~1.4 s per trial otherwise).
+- Failures: ``FailureConfig(max_failures=1)`` retries a trial once (a worker that died);
+  a deterministic failure re-raises at once on the retry. Errored trials are never resumed
+  (Optuna already has them as FAIL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from minsearch.search.plan import Plan, load_plan, new_plan
+
+TUNE_DIR = "tune"
+
+
+def _set_env(local: bool) -> None:
+    if local:
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # bind 127.0.0.1 only
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None,
+                run_dir: Path | None = None) -> Iterator[None]:
+    """``ray.init`` (local on 127.0.0.1, or joining ``address``) ... ``ray.shutdown``."""
+    _set_env(local=address is None)
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": logging.ERROR, "configure_logging": True}
+    if address is None:
+        package_root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        kwargs.update(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": path}})
+        ray.init(**kwargs)
+    else:
+        ray.init(address=address, **kwargs)
+    if run_dir is not None:
+        from minsearch.search.processes import record_driver
+
+        record_driver(run_dir)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _payload(plan: Plan, parent_state: dict | None) -> dict[str, Any]:
+    # Two test hooks, off unless set: MINSEARCH_FAIL_WHEN='{"gene": "label"}' makes matching
+    # trials raise; MINSEARCH_TRIAL_LOG=FILE logs every training run (to prove none repeats).
+    fail_when = os.environ.get("MINSEARCH_FAIL_WHEN")
+    return {"task": plan.task.to_flat(), "genes": [g.to_json() for g in plan.genes],
+            "parent_state": parent_state,
+            "threads": max(1, int(plan.task.resources.cpus_per_trial)),
+            "fail_when": json.loads(fail_when) if fail_when else None,
+            "trial_log": os.environ.get("MINSEARCH_TRIAL_LOG")}
+
+
+def _trainable(plan: Plan, parent_state: dict | None):
+    from ray import tune
+
+    from minsearch.search.trainable import run_trial
+
+    resources = {"cpu": plan.task.resources.cpus_per_trial,
+                 "gpu": plan.task.resources.gpus_per_trial}
+    trainable = tune.with_parameters(run_trial, payload=_payload(plan, parent_state))
+    return tune.with_resources(trainable, resources)
+
+
+def _parent(plan: Plan) -> dict | None:
+    if plan.task.recipe.init != "parent":
+        return None
+    import torch
+
+    from minsearch.tasks.candidate import load_or_train_parent
+    from minsearch.tasks.data import load_data
+    from minsearch.tasks.train import resolve_device
+
+    data = load_data(plan.task.data)
+    torch.set_num_threads(max(1, int(plan.task.resources.cpus_per_trial)))  # as a trial has
+    state, info = load_or_train_parent(plan.task, data, plan.run_dir / "parent",
+                                       resolve_device(plan.task.recipe.device))
+    plan.save_settings(parent=info)
+    return state
+
+
+def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: str | None):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from minsearch.search.callbacks import SearchCallback
+    from minsearch.search.searcher import MinsearchSearch
+
+    directions = plan.directions
+    drop = plan.task.measure.max_accuracy_drop
+    searcher = MinsearchSearch(plan.genes, plan.space, list(directions),
+                               list(directions.values()), plan.run_dir, drop)
+    scheduler = None
+    if plan.space.asha_grace_epochs:
+        scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
+                                  max_t=plan.task.recipe.epochs,
+                                  grace_period=plan.space.asha_grace_epochs,
+                                  stop_last_trials=False)
+    callback = SearchCallback(plan.run_dir, directions, plan.gene_names, plan.baseline,
+                              plan.space.trials, plan.task.resources.max_concurrent, drop,
+                              tracking_uri, live=live)
+    return tune.Tuner(
+        _trainable(plan, parent_state),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                    num_samples=plan.space.trials,
+                                    max_concurrent_trials=plan.task.resources.max_concurrent,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(plan.run_dir.resolve()),
+                                  verbose=0, callbacks=[callback],
+                                  failure_config=tune.FailureConfig(max_failures=1),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+
+
+def _start_tracking(plan: Plan, tracking_uri: str | None) -> None:
+    from minsearch.tracking import SearchTracker
+
+    tracker = SearchTracker.open(plan.run_dir, tracking_uri)
+    params = {"task": plan.task.name, "model": plan.task.model, "sampler": plan.space.sampler,
+              "trials": plan.space.trials, "objectives": ",".join(plan.directions),
+              "genes": len(plan.genes), "max_accuracy_drop": plan.task.measure.max_accuracy_drop}
+    tracker.start_search(f"search-{plan.run_dir.name}", params)
+
+
+def run_search(task_path: str | Path, space_path: str | Path, *, out: str | Path | None = None,
+               trials: int | None = None, address: str | None = None,
+               num_cpus: int | None = None, live: bool = True,
+               tracking_uri: str | None = None) -> Path:
+    """Validate, train the parent, run every trial, write the results. Returns the run dir."""
+    plan = new_plan(task_path, space_path, out=out, trials=trials)
+    plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
+    parent_state = _parent(plan)
+    _start_tracking(plan, tracking_uri)
+    plan.save_settings(status="running")
+    with ray_session(address, num_cpus, plan.run_dir):
+        _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri).fit()
+    from minsearch.search.finish import finish_search
+
+    finish_search(plan)
+    return plan.run_dir
+
+
+def resume_search(run_dir: str | Path, *, address: str | None = None,
+                  num_cpus: int | None = None, live: bool = True) -> Path:
+    """Continue a search whose driver stopped (killed, crashed, interrupted)."""
+    from minsearch.search.finish import finish_search
+    from minsearch.search.processes import end_stale_processes
+
+    plan = load_plan(run_dir)
+    end_stale_processes(plan.run_dir)
+    tune_dir = plan.run_dir / TUNE_DIR
+    if plan.settings.get("status") == "finished":
+        finish_search(plan)
+        return plan.run_dir
+    parent_state = _parent(plan)
+    tracking_uri = plan.settings.get("tracking_uri")
+    _start_tracking(plan, tracking_uri)
+    address = address or plan.settings.get("address")
+    num_cpus = num_cpus or plan.settings.get("num_cpus")
+    with ray_session(address, num_cpus, plan.run_dir):
+        from ray import tune
+
+        if not (tune_dir / "tuner.pkl").is_file():  # killed before Ray saved anything:
+            (plan.run_dir / "optuna.db").unlink(missing_ok=True)  # no trial ran; start over
+            tuner = _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri)
+        else:
+            tuner = tune.Tuner.restore(str(tune_dir.resolve()),
+                                       trainable=_trainable(plan, parent_state),
+                                       resume_unfinished=True, resume_errored=False,
+                                       restart_errored=False)
+        tuner.fit()
+    finish_search(plan)
+    return plan.run_dir

@@ -1,0 +1,46 @@
+"""``front.png``: accuracy against every other objective, front members highlighted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def plot_front(frame: pd.DataFrame, directions: dict[str, str], path: str | Path) -> Path | None:
+    """Write the figure; returns its path, or None when there is nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(directions)
+    if frame.empty or len(names) < 2:
+        return None
+    y_name = "accuracy" if "accuracy" in names else names[0]
+    x_names = [n for n in names if n != y_name]
+    done = frame[frame["state"] == "COMPLETE"]
+    if done.empty:
+        return None
+    fig, axes = plt.subplots(1, len(x_names), figsize=(4.2 * len(x_names), 3.8), squeeze=False)
+    for ax, x_name in zip(axes[0], x_names, strict=True):
+        infeasible = done[~done["feasible"]]
+        rest = done[done["feasible"] & ~done["pareto"]]
+        front = done[done["pareto"]].sort_values(x_name)
+        ax.scatter(infeasible[x_name], infeasible[y_name], c="lightgray", s=18,
+                   label="over the accuracy drop")
+        ax.scatter(rest[x_name], rest[y_name], c="tab:blue", s=18, label="dominated")
+        ax.plot(front[x_name], front[y_name], "o-", c="tab:red", ms=5, label="front")
+        base = done[done["baseline"]]
+        ax.scatter(base[x_name], base[y_name], marker="*", s=160, c="black", label="baseline")
+        arrow = "lower is better" if directions[x_name] == "min" else "higher is better"
+        ax.set_xlabel(f"{x_name} ({arrow})")
+        ax.set_ylabel(y_name)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("minsearch: front on all objectives, shown in pairs")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,177 @@
+"""The results table, the Pareto front and the files a run folder holds.
+
+One :class:`TrialRecord` per Ray trial; states are Optuna's words:
+
+- ``COMPLETE``: trained and measured (the only state that can be on the front);
+- ``FAILED``: raised or diverged, with its reason;
+- ``PRUNED``: stopped early by the scheduler (never on the front: its values would be early);
+- ``RUNNING``/``PENDING``: not finished yet (a live or interrupted search).
+
+A COMPLETE trial is *feasible* when its accuracy is within ``max_accuracy_drop`` of the
+baseline's. The front is the non-dominated set of feasible COMPLETE trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from minsearch import pareto
+
+STATES = ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "PENDING")
+RESULTS_CSV = "results.csv"
+FRONT_CSV = "front.csv"
+FRONT_JSON = "front.json"
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    params: dict[str, str]
+    state: str = "PENDING"
+    objectives: dict[str, float] = field(default_factory=dict)
+    extras: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    epochs: int = 0
+    seconds: float = 0.0
+    genome: str = ""  # resolved genome, JSON
+    checkpoint: str = ""  # directory of the final checkpoint (weights)
+    baseline: bool = False
+    number: int = 0  # creation order (1 = the baseline)
+
+    def to_row(self, gene_names: list[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {"number": self.number, "trial_id": self.trial_id,
+                               "state": self.state, "baseline": self.baseline}
+        row.update({f"gene:{g}": self.params.get(g, "") for g in gene_names})
+        row.update(self.objectives)
+        row.update(self.extras)
+        row.update({"epochs": self.epochs, "seconds": round(self.seconds, 3),
+                    "reason": self.reason, "genome": self.genome,
+                    "checkpoint": self.checkpoint})
+        return row
+
+
+def record_from_result(trial_id: str, params: dict[str, str], last: dict[str, Any],
+                       error: bool, objectives: list[str], checkpoint: str = "",
+                       error_text: str = "") -> TrialRecord:
+    """A finished trial's record from its last reported result."""
+    record = TrialRecord(trial_id, dict(params), checkpoint=checkpoint)
+    record.epochs = int(last.get("epoch", 0) or 0)
+    record.seconds = float(last.get("seconds", last.get("time_total_s", 0.0)) or 0.0)
+    if error or last.get("failed"):
+        record.state = "FAILED"
+        record.reason = str(last.get("reason") or _last_line(error_text) or "unknown error")
+    elif last.get("final"):
+        record.state = "COMPLETE"
+        record.objectives = {k: float(last[k]) for k in objectives}
+        record.extras = {k: float(v) for k, v in last.items() if k.startswith("corruption/")}
+        record.genome = str(last.get("genome", ""))
+    else:
+        record.state = "PRUNED"
+        record.reason = f"stopped early after epoch {record.epochs}"
+    return record
+
+
+def trial_number(experiment_tag: str) -> int:
+    """Ray's experiment tag starts with the trial's creation counter: ``"3_norm=dyt,..."``."""
+    head = str(experiment_tag).split("_", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def results_frame(records: list[TrialRecord], gene_names: list[str],
+                  directions: dict[str, str], max_accuracy_drop: float | None) -> pd.DataFrame:
+    """One row per trial with ``feasible``, ``rank`` (Pareto rank among feasible COMPLETE
+    trials, -1 elsewhere) and ``pareto`` columns."""
+    records = sorted(records, key=lambda r: r.number)
+    frame = pd.DataFrame([r.to_row(gene_names) for r in records])
+    if frame.empty:
+        return frame
+    for name in directions:
+        if name not in frame:
+            frame[name] = math.nan
+    complete = frame["state"] == "COMPLETE"
+    frame["feasible"] = complete
+    base = frame[frame["baseline"] & complete]
+    if max_accuracy_drop is not None and len(base):
+        floor = float(base["accuracy"].iloc[0]) - max_accuracy_drop
+        frame["feasible"] = complete & (frame["accuracy"] >= floor - 1e-12)
+    frame["rank"] = -1
+    eligible = frame["feasible"] & frame[list(directions)].notna().all(axis=1)
+    if eligible.any():
+        values = frame.loc[eligible, list(directions)].to_numpy(dtype=float)
+        frame.loc[eligible, "rank"] = pareto.non_dominated_sort(values, list(directions.values()))
+    frame["pareto"] = frame["rank"] == 0
+    return frame
+
+
+def reference_point(baseline: dict[str, float], directions: dict[str, str]) -> dict[str, float]:
+    """The hypervolume reference, stated in each objective's units: 0 for maximised
+    objectives, twice the baseline's value for minimised ones."""
+    return {k: 0.0 if d == "max" else 2.0 * baseline[k] for k, d in directions.items()}
+
+
+def front_summary(frame: pd.DataFrame, directions: dict[str, str]) -> dict[str, Any]:
+    """Front members, hypervolume and its reference point. The hypervolume is computed on
+    objectives divided by the baseline's (unitless; the baseline alone has a known volume);
+    minimised objectives with a zero baseline are left undivided."""
+    summary: dict[str, Any] = {"directions": directions, "front": [], "hypervolume": None}
+    if frame.empty:
+        return summary
+    base = frame[frame["baseline"] & (frame["state"] == "COMPLETE")]
+    front = frame[frame["pareto"]]
+    summary["front"] = front["trial_id"].tolist()
+    if base.empty or front.empty:
+        return summary
+    baseline = {k: float(base[k].iloc[0]) for k in directions}
+    ref = reference_point(baseline, directions)
+    scale = {k: (abs(baseline[k]) or 1.0) for k in directions}
+    points = front[list(directions)].to_numpy(dtype=float) / [scale[k] for k in directions]
+    ref_scaled = [ref[k] / scale[k] for k in directions]
+    base_scaled = [[baseline[k] / scale[k] for k in directions]]
+    summary.update({
+        "baseline": baseline,
+        "reference_point": ref,
+        "normalized_by": "baseline",
+        "hypervolume": pareto.hypervolume(points, list(directions.values()), ref_scaled),
+        "baseline_hypervolume": pareto.hypervolume(base_scaled, list(directions.values()),
+                                                   ref_scaled),
+    })
+    return summary
+
+
+def write_results(run_dir: str | Path, frame: pd.DataFrame, summary: dict[str, Any]) -> None:
+    run_dir = Path(run_dir)
+    _atomic_write(run_dir / RESULTS_CSV, frame.to_csv(index=False))
+    front = frame[frame["pareto"]] if not frame.empty else frame
+    if not front.empty and "accuracy" in front:
+        front = front.sort_values("accuracy", ascending=False)
+    _atomic_write(run_dir / FRONT_CSV, front.to_csv(index=False))
+    _atomic_write(run_dir / FRONT_JSON, json.dumps(summary, indent=2, default=float))
+
+
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    path = Path(run_dir) / RESULTS_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a minsearch run folder "
+                                f"whose search has started?")
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def records_to_json(records: list[TrialRecord]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in records]

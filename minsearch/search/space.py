@@ -1,0 +1,242 @@
+"""Search spaces: which genes exist, their options, and how sites are tied into genes.
+
+A space file (``search_spaces/*.yaml``) lists gene specs and the controller settings::
+
+    sampler: nsga2            # nsga2 | tpe | gp | random | grid
+    trials: 12
+    genes:
+      - kind: norm            # every norm site ...
+        tie: kind             # ... shares one gene (kind | stage | block | site)
+        options: [keep, identity, rmsnorm, dyt]
+      - kind: residual
+        tie: block            # one gene per block (Site.block), e.g. residual@blocks.0
+        sites: "blocks\\..*"  # optional: only sites whose name fully matches this regex
+        options: [keep, rezero, {name: layerscale, init: 0.1}]
+
+:func:`resolve_genes` checks a space against ``find_sites`` of the task's model before anything
+is trained: an unknown option, an option that does not apply at a site, or a pattern that
+matches no site is a ``ValueError`` that says which and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from minsearch.sites.site import KINDS, Discovery, Site
+
+TIES = ("kind", "stage", "block", "site")
+SAMPLERS = ("nsga2", "tpe", "gp", "random", "grid")
+KEEP = "keep"
+
+
+def option_label(spec: str | dict[str, Any]) -> str:
+    """A short, unique, readable name for an option spec: ``dyt`` or ``dyt(alpha_init=0.5)``."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        args = ",".join(f"{k}={spec[k]}" for k in sorted(spec) if k != "name")
+        return f"{spec['name']}({args})" if args else spec["name"]
+    raise ValueError(f"An option must be a name such as 'dyt' or a mapping with 'name' (and "
+                     f"parameters), but got {spec!r}.")
+
+
+@dataclass(frozen=True)
+class GeneSpec:
+    kind: str
+    options: tuple[Any, ...]
+    tie: str = "kind"
+    sites: str | None = None  # regex, fully matched against site names
+    name: str | None = None  # prefix of the gene names (default: the kind)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            close = difflib.get_close_matches(str(self.kind), KINDS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"Gene kind {self.kind!r} is not a site kind; known: "
+                             f"{', '.join(KINDS)}.{hint}")
+        if self.tie not in TIES:
+            raise ValueError(f"`tie` must be one of {', '.join(TIES)}, but got {self.tie!r} "
+                             f"(for the {self.kind} gene).")
+        if not isinstance(self.options, (list, tuple)) or not self.options:
+            raise ValueError(f"The {self.kind} gene needs a non-empty `options` list, e.g. "
+                             f"[keep, identity], but got {self.options!r}.")
+        options = tuple(self.options)
+        if KEEP not in options:  # the baseline (everything kept) must be in the space
+            options = (KEEP, *options)
+        object.__setattr__(self, "options", options)
+        labels = [option_label(o) for o in options]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"The {self.kind} gene lists an option twice: {labels}.")
+        if self.sites is not None:
+            try:
+                re.compile(self.sites)
+            except re.error as err:
+                raise ValueError(f"`sites: {self.sites!r}` of the {self.kind} gene is not a "
+                                 f"valid regex ({err}).") from None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(option_label(o) for o in self.options)
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    genes: tuple[GeneSpec, ...]
+    sampler: str = "nsga2"
+    trials: int = 12
+    seed: int = 0
+    population: int | None = None  # NSGA-II population (default: about trials / 2, 4..50)
+    asha_grace_epochs: int | None = None  # early-stop weak trials on val accuracy (ASHA)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}, but got "
+                             f"{self.sampler!r}.")
+        if not isinstance(self.trials, int) or self.trials < 1:
+            raise ValueError(f"`trials` must be an int >= 1, but got {self.trials!r}.")
+        if not self.genes:
+            raise ValueError("A space needs at least one gene under `genes:`.")
+        if self.population is not None and self.population < 2:
+            raise ValueError(f"`population` must be >= 2, but got {self.population}.")
+        if self.asha_grace_epochs is not None and self.asha_grace_epochs < 1:
+            raise ValueError(f"`asha_grace_epochs` must be >= 1 or null, but got "
+                             f"{self.asha_grace_epochs}.")
+
+    @property
+    def population_size(self) -> int:
+        return self.population or max(4, min(50, self.trials // 2))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sampler": self.sampler, "trials": self.trials, "seed": self.seed,
+                "population": self.population, "asha_grace_epochs": self.asha_grace_epochs,
+                "genes": [{"kind": g.kind, "tie": g.tie, "options": list(g.options),
+                           **({"sites": g.sites} if g.sites else {}),
+                           **({"name": g.name} if g.name else {})} for g in self.genes]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SpaceConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"A space must be a mapping, but got {type(data).__name__}.")
+        known = {"genes", "sampler", "trials", "seed", "population", "asha_grace_epochs"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown space key(s) {unknown}; known: {', '.join(sorted(known))}.")
+        genes = data.get("genes") or []
+        if not isinstance(genes, list):
+            raise ValueError(f"`genes` must be a list of gene specs, but got {genes!r}.")
+        specs = []
+        for gene in genes:
+            if not isinstance(gene, dict) or "kind" not in gene:
+                raise ValueError(f"Each gene must be a mapping with `kind` and `options`, but "
+                                 f"got {gene!r}.")
+            extra = sorted(set(gene) - {"kind", "options", "tie", "sites", "name"})
+            if extra:
+                raise ValueError(f"Unknown gene key(s) {extra} in {gene!r}; known: kind, "
+                                 f"options, tie, sites, name.")
+            specs.append(GeneSpec(kind=gene["kind"], options=gene.get("options") or (),
+                                  tie=gene.get("tie", "kind"), sites=gene.get("sites"),
+                                  name=gene.get("name")))
+        rest = {k: v for k, v in data.items() if k != "genes"}
+        return cls(genes=tuple(specs), **rest)
+
+
+def load_space(path: str | Path) -> SpaceConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Space file {str(path)!r} does not exist.")
+    try:
+        return SpaceConfig.from_json(yaml.safe_load(path.read_text()) or {})
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One searched variable: a set of tied sites and the option labels they choose from."""
+
+    name: str
+    kind: str
+    sites: tuple[str, ...]
+    labels: tuple[str, ...]
+    specs: dict[str, Any] = field(compare=False, hash=False)  # label -> option spec
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "sites": list(self.sites),
+                "options": {label: self.specs[label] for label in self.labels}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Gene:
+        return cls(data["name"], data["kind"], tuple(data["sites"]), tuple(data["options"]),
+                   dict(data["options"]))
+
+
+def _group_key(site: Site, tie: str) -> str:
+    return {"kind": "", "stage": site.stage, "block": site.block, "site": site.name}[tie]
+
+
+def resolve_genes(space: SpaceConfig, discovery: Discovery) -> list[Gene]:
+    """Turn gene specs into concrete genes over the model's sites, validating everything."""
+    from minsearch.surgery import Genome
+
+    genes: list[Gene] = []
+    owner: dict[str, str] = {}
+    for spec in space.genes:
+        candidates = discovery.of_kind(spec.kind)
+        if not candidates:
+            found = ", ".join(f"{k}: {n}" for k, n in discovery.counts().items() if n)
+            raise ValueError(f"The space has a {spec.kind} gene but the model has no {spec.kind} "
+                             f"sites (found {found or 'none'}); remove that gene.")
+        if spec.sites is not None:
+            pattern = re.compile(spec.sites)
+            candidates = [s for s in candidates if pattern.fullmatch(s.name)]
+            if not candidates:
+                sample = ", ".join(s.name for s in discovery.of_kind(spec.kind)[:4])
+                raise ValueError(f"`sites: {spec.sites!r}` of the {spec.kind} gene matches no "
+                                 f"{spec.kind} site; they look like: {sample}.")
+        groups: dict[str, list[str]] = {}
+        for site in candidates:
+            groups.setdefault(_group_key(site, spec.tie), []).append(site.name)
+        prefix = spec.name or spec.kind
+        for key, names in groups.items():
+            gene = Gene(f"{prefix}@{key}" if key else prefix, spec.kind, tuple(names),
+                        spec.labels, dict(zip(spec.labels, spec.options, strict=True)))
+            for site_name in names:
+                if site_name in owner:
+                    raise ValueError(f"Site {site_name} is in two genes ({owner[site_name]} and "
+                                     f"{gene.name}); narrow one with `sites:`.")
+                owner[site_name] = gene.name
+            if any(g.name == gene.name for g in genes):
+                raise ValueError(f"Two genes are named {gene.name!r}; give one a `name:`.")
+            for label in gene.labels:  # every option must apply at every site of the gene
+                try:
+                    Genome.from_json(genome_rules([gene], {gene.name: label})).resolve(discovery)
+                except ValueError as err:
+                    raise ValueError(f"Gene {gene.name!r}, option {label!r}: {err} Remove the "
+                                     f"option, or narrow the gene with `sites:`.") from None
+            genes.append(gene)
+    return genes
+
+
+def genome_rules(genes: list[Gene], params: dict[str, str]) -> dict[str, Any]:
+    """Sampled labels ``{gene name: label}`` -> a genome ``{site name: option spec}``.
+    Kept sites are left out (a genome keeps what it does not name)."""
+    rules: dict[str, Any] = {}
+    for gene in genes:
+        label = params.get(gene.name, KEEP)
+        if label not in gene.specs:
+            raise ValueError(f"Gene {gene.name!r} has no option {label!r}; options: "
+                             f"{', '.join(gene.labels)}.")
+        if label != KEEP:
+            rules.update({site: gene.specs[label] for site in gene.sites})
+    return rules
+
+
+def baseline_params(genes: list[Gene]) -> dict[str, str]:
+    """The point where every gene keeps its sites as they are."""
+    return {gene.name: KEEP for gene in genes}

@@ -1,0 +1,142 @@
+"""The Ray Tune trainable: build one candidate, train it, measure it, report.
+
+Runs in a Ray worker (reused across trials: the dataset is cached per process). Results:
+
+- after every epoch: ``{"epoch", "train_loss", "val_accuracy"}``, with a checkpoint (weights,
+  optimiser, epoch) when ``checkpoint_seconds`` have passed since the last one, so a restored
+  search continues a long trial where it stopped (digits trials take seconds: a checkpoint
+  per epoch cost more than the epoch). These carry no
+  objective, so a trial stopped early (ASHA) reaches Optuna without its metrics and is told
+  PRUNED, never COMPLETE with early values;
+- at the end: every objective plus ``final=1`` and the resolved genome, with a checkpoint that
+  holds the trained weights and ``final.json``. A trial restarted from that checkpoint (the
+  driver died between the trial's end and Ray's bookkeeping) re-reports it without training;
+- on failure: ``{"failed": 1, "reason": ...}`` with a checkpoint holding ``failed.json``, then
+  the error is raised (the trial ends ERROR, Optuna FAIL). A retry (``max_failures``) of a
+  deterministic failure re-raises at once instead of training again.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from minsearch.objectives import measure_all
+from minsearch.search.space import Gene, genome_rules
+from minsearch.tasks.candidate import build_candidate
+from minsearch.tasks.config import TaskConfig
+from minsearch.tasks.data import TaskData, load_data
+from minsearch.tasks.train import evaluate, make_optimizer, resolve_device, train_epoch
+
+FINAL = "final.json"
+FAILED = "failed.json"
+STATE = "state.pt"
+WEIGHTS = "model.pt"
+
+_DATA: dict[str, TaskData] = {}  # per worker process, kept across reused trials
+
+
+class TrialFailed(RuntimeError):
+    """A trial failed for a reason recorded in its checkpoint (re-raised on retry)."""
+
+
+def _data(task: TaskConfig) -> TaskData:
+    key = json.dumps(task.to_flat(), sort_keys=True, default=str)
+    if key not in _DATA:
+        _DATA.clear()
+        _DATA[key] = load_data(task.data)
+    return _DATA[key]
+
+
+def _report(metrics: dict[str, Any], files: dict[str, Any]) -> None:
+    """``tune.report`` with a checkpoint made of ``files`` (json for dicts, torch for the rest)."""
+    with tempfile.TemporaryDirectory(prefix="minsearch-ckpt-") as tmp:
+        for name, value in files.items():
+            if name.endswith(".json"):
+                Path(tmp, name).write_text(json.dumps(value))
+            else:
+                torch.save(value, Path(tmp, name))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _restored() -> dict[str, Any]:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return {}
+    with checkpoint.as_directory() as path:
+        restored: dict[str, Any] = {}
+        for name in (FINAL, FAILED):
+            if Path(path, name).is_file():
+                restored[name] = json.loads(Path(path, name).read_text())
+        if Path(path, STATE).is_file():
+            restored[STATE] = torch.load(Path(path, STATE), map_location="cpu",
+                                         weights_only=True)
+        return restored
+
+
+def run_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Ray function trainable. ``config`` holds one option label per gene; ``payload`` holds
+    the task (flat), the genes (json), the parent's state dict (or None) and thread count."""
+    torch.set_num_threads(max(1, int(payload.get("threads", 1))))
+    restored = _restored()
+    if FINAL in restored:
+        tune.report(restored[FINAL])
+        return
+    if FAILED in restored:
+        raise TrialFailed(restored[FAILED]["reason"])
+    try:
+        _train_and_measure(config, payload, restored.get(STATE))
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}"
+        _report({"failed": 1, "reason": reason}, {FAILED: {"reason": reason}})
+        raise
+
+
+def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
+                       state: dict[str, Any] | None) -> None:
+    start = time.perf_counter()
+    task = TaskConfig.from_flat(payload["task"])
+    genes = [Gene.from_json(g) for g in payload["genes"]]
+    params = {g.name: config[g.name] for g in genes}
+    fail_when = payload.get("fail_when")  # test hook, set from MINSEARCH_FAIL_WHEN
+    if fail_when and all(params.get(k) == v for k, v in fail_when.items()):
+        raise RuntimeError(f"injected failure for {fail_when} (MINSEARCH_FAIL_WHEN)")
+    if payload.get("trial_log"):  # test hook (MINSEARCH_TRIAL_LOG): one line per training run
+        with open(payload["trial_log"], "a") as log:
+            log.write(json.dumps({"trial_id": tune.get_context().get_trial_id(),
+                                  "start_epoch": int(state["epoch"]) if state else 0}) + "\n")
+    device = resolve_device(task.recipe.device)
+    data = _data(task)
+    model, genome = build_candidate(task, genome_rules(genes, params), data,
+                                    parent_state=payload.get("parent_state"), device=device)
+    optimizer = make_optimizer(model, task.recipe)
+    first_epoch, seconds = 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        first_epoch, seconds = int(state["epoch"]), float(state["seconds"])
+    last_saved = time.perf_counter()
+    for epoch in range(first_epoch, task.recipe.epochs):
+        loss = train_epoch(model, data, task.recipe, optimizer, epoch=epoch, device=device)
+        split = data.val if len(data.val) else data.test
+        curve = {"epoch": epoch + 1, "train_loss": loss,
+                 "val_accuracy": evaluate(model, data, split, device=device)}
+        if time.perf_counter() - last_saved < task.recipe.checkpoint_seconds:
+            tune.report(curve)  # a checkpoint per epoch would cost more than the epoch here
+            continue
+        snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1, "seconds": seconds + time.perf_counter() - start}
+        _report(curve, {STATE: snapshot})
+        last_saved = time.perf_counter()
+    values, extras = measure_all(model, data, task, device)
+    final = {**values, **extras, "final": 1, "epoch": task.recipe.epochs,
+             "seconds": seconds + time.perf_counter() - start,
+             "genome": json.dumps(genome, sort_keys=True)}
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _report(final, {FINAL: final, WEIGHTS: weights})

@@ -1,0 +1,112 @@
+"""Candidates: the task's model with a genome applied, starting from the parent's weights.
+
+With ``init: parent`` the unmodified model (the *parent*) is trained once per search and
+cached on disk under a key that hashes everything its training depends on. A candidate is
+built as: fresh model -> parent weights loaded -> surgery (``apply_``), so every kept module
+keeps its trained weights and every replacement starts from what its ``from_module`` copies
+of the module it replaces; new parameters (gates, scales) start at their defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from minsearch.models import build_model
+from minsearch.tasks.config import TaskConfig
+from minsearch.tasks.data import TaskData
+from minsearch.tasks.train import check_outputs, fit
+
+EXPORT_FORMAT = "minsearch.candidate/1"
+
+
+def example_input(data: TaskData, batch: int = 1) -> torch.Tensor:
+    """A normalised batch of real training images, for tracing and measuring."""
+    x = data.train.images(slice(0, batch))
+    return data.normalize(x)
+
+
+def parent_key(task: TaskConfig) -> str:
+    """A short hash of everything the parent's trained weights depend on."""
+    recipe = dataclasses.asdict(task.recipe)
+    for key in ("epochs", "device", "checkpoint_seconds"):  # no effect on the parent's weights
+        recipe.pop(key)
+    blob = json.dumps({"model": task.model, "data": dataclasses.asdict(task.data),
+                       "recipe": recipe, "torch": torch.__version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_or_train_parent(task: TaskConfig, data: TaskData, cache_dir: str | Path,
+                         device: torch.device | str = "cpu",
+                         ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The parent's trained state dict and facts about it, trained on first use and cached
+    in ``cache_dir/parent-<key>.pt`` (read back with ``weights_only=True``)."""
+    path = Path(cache_dir) / f"parent-{parent_key(task)}.pt"
+    if path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return blob["state_dict"], blob["info"]
+    torch.manual_seed(task.recipe.seed)
+    model = build_model(task.model).to(device)
+    check_outputs(model, data, device)
+    start = time.perf_counter()
+    curves = fit(model, data, task.recipe, epochs=task.recipe.parent_epochs, device=device)
+    info = {"key": parent_key(task), "epochs": task.recipe.parent_epochs,
+            "seconds": time.perf_counter() - start,
+            "val_accuracy": curves[-1]["val_accuracy"] if curves else None}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": state, "info": info}, tmp)
+    tmp.replace(path)  # atomic: a killed search never leaves half a parent behind
+    return state, info
+
+
+def build_candidate(task: TaskConfig, genome: dict[str, Any] | None, data: TaskData, *,
+                    parent_state: dict[str, torch.Tensor] | None = None,
+                    device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model, load the parent's weights (if any), apply ``genome`` in place.
+
+    Returns the model on ``device`` and the resolved genome (``SurgeryReport.genome``), which
+    rebuilds this exact candidate."""
+    from minsearch.surgery import Genome, apply_
+
+    torch.manual_seed(task.recipe.seed)  # same initial weights for every scratch candidate
+    model = build_model(task.model)
+    if parent_state is not None:
+        model.load_state_dict(parent_state)
+    report = apply_(model, Genome.from_json(genome or {}), example_input(data, batch=2))
+    model.to(device)
+    return model, dict(report.genome)
+
+
+def export_blob(model_spec: str, genome: dict, state_dict: dict[str, torch.Tensor],
+                input_shape: tuple[int, ...], **extra: Any) -> dict[str, Any]:
+    """Weights + genome + model spec as one mapping that ``torch.save`` writes and
+    ``torch.load(weights_only=True)`` reads; :func:`load_candidate` rebuilds the module."""
+    return {"format": EXPORT_FORMAT, "model": model_spec, "genome": genome,
+            "input_shape": list(input_shape),
+            "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, **extra}
+
+
+def load_candidate(path: str | Path, map_location: str = "cpu") -> nn.Module:
+    """Rebuild an exported candidate: ``model = load_candidate("trial.pt")``."""
+    from minsearch.surgery import Genome, apply_
+
+    blob = torch.load(path, map_location=map_location, weights_only=True)
+    if blob.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"{path} is not a minsearch export (format {blob.get('format')!r}, "
+                         f"expected {EXPORT_FORMAT!r}); write one with `minsearch export`.")
+    from minsearch.surgery.fold import add_folded_biases
+
+    model = build_model(blob["model"])
+    apply_(model, Genome.from_json(blob["genome"]), torch.zeros([2, *blob["input_shape"][1:]]))
+    add_folded_biases(model, blob["state_dict"])  # norm-free exports (minsearch ln-free)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()

@@ -1,0 +1,118 @@
+"""The training loop: a plain classification recipe, deterministic from the recipe's seed.
+
+A loss that stops being finite raises :class:`Diverged` with where it happened; the search
+records that trial as FAILED with this message instead of ever reporting NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minsearch.tasks.config import RecipeConfig
+from minsearch.tasks.data import Split, TaskData
+
+
+class Diverged(RuntimeError):
+    """Training produced a non-finite loss (or a measurement a non-finite value)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("`device: cuda` was asked for but no CUDA device is visible; use "
+                         "`device: auto` or `device: cpu`.")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, recipe: RecipeConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, recipe: RecipeConfig) -> torch.Tensor:
+    """One optimisation step; returns the (detached) loss."""
+    loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if recipe.grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+def train_epoch(model: nn.Module, data: TaskData, recipe: RecipeConfig,
+                optimizer: torch.optim.Optimizer, *, epoch: int,
+                device: torch.device | str = "cpu") -> float:
+    """One pass over the training split, shuffled with a seed derived from ``epoch``.
+    Returns the mean training loss."""
+    model.train()
+    generator = torch.Generator().manual_seed(recipe.seed * 10_007 + epoch)
+    total, count = 0.0, 0
+    for step, (x, y) in enumerate(data.batches(data.train, recipe.batch_size, device=device,
+                                               generator=generator)):
+        loss = float(train_step(model, optimizer, x, y, recipe))
+        if not math.isfinite(loss):
+            raise Diverged(f"training loss became {loss} at epoch {epoch}, step {step} "
+                           f"(lr={recipe.lr}); the candidate diverged.")
+        total += loss * len(y)
+        count += len(y)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: TaskData, split: Split, *, batch_size: int = 256,
+             device: torch.device | str = "cpu",
+             corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Top-1 accuracy on ``split`` (optionally on corrupted images)."""
+    model.eval()
+    correct = 0
+    for x, y in data.batches(split, batch_size, device=device, corrupt=corrupt):
+        logits = model(x)
+        if not torch.isfinite(logits).all():
+            raise Diverged("the model produced non-finite outputs at evaluation.")
+        correct += int((logits.argmax(dim=-1) == y).sum())
+    return correct / max(len(split), 1)
+
+
+def fit(model: nn.Module, data: TaskData, recipe: RecipeConfig, *, epochs: int,
+        device: torch.device | str = "cpu", optimizer: torch.optim.Optimizer | None = None,
+        start_epoch: int = 0,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """Train for ``epochs - start_epoch`` more epochs; after each, ``on_epoch(epoch, curve)``
+    with the training loss and validation accuracy. Returns the per-epoch curves."""
+    optimizer = optimizer or make_optimizer(model, recipe)
+    curves = []
+    for epoch in range(start_epoch, epochs):
+        loss = train_epoch(model, data, recipe, optimizer, epoch=epoch, device=device)
+        split = data.val if len(data.val) else data.test
+        point = {"train_loss": loss, "val_accuracy": evaluate(model, data, split, device=device)}
+        curves.append(point)
+        if on_epoch is not None:
+            on_epoch(epoch, point)
+    return curves
+
+
+def check_outputs(model: nn.Module, data: TaskData, device: torch.device | str = "cpu") -> None:
+    """Raise a clear error when the model's output does not fit the data's classes."""
+    model.eval()
+    with torch.no_grad():
+        x, _ = next(data.batches(data.train, 2, device=device))
+        out = model(x)
+    if out.ndim != 2 or out.shape[1] != data.num_classes:
+        raise ValueError(f"The model returns shape {tuple(out.shape)} for a batch of 2, but the "
+                         f"data has {data.num_classes} classes; build it with "
+                         f"num_classes={data.num_classes} (e.g. '?num_classes="
+                         f"{data.num_classes}' in the model spec).")

@@ -1,0 +1,193 @@
+"""MLflow tracking: the search is a parent run, each trial a nested child run.
+
+The only module that imports ``mlflow``; it is used from the search driver only (one writer
+for the SQLite store). Every child run carries the tag ``minsearch.trial_id``; the mapping
+trial -> run is kept in ``RUN_DIR/mlflow.json`` and can always be rebuilt from those tags, so a
+resumed search reopens a trial's run instead of opening a second one (the trap of Ray's own
+MLflow callback). :meth:`SearchTracker.finish_search` reconciles: runs of trials that the
+restored search no longer knows (started after Ray's last snapshot, before a kill) are deleted,
+every other child run ends with its trial's state.
+
+Default tracking URI: ``sqlite:///RUN_DIR/mlflow.db`` with artifacts in ``RUN_DIR/mlartifacts``;
+any URI MLflow accepts can be given instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+# Set after importing mlflow (it sets its own level on import): no table-creation chatter.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+TRIAL_TAG = "minsearch.trial_id"
+PARENT_TAG = "mlflow.parentRunId"
+STATE_FILE = "mlflow.json"
+_END = {"COMPLETE": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED"}
+
+
+def default_tracking_uri(run_dir: str | Path) -> str:
+    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+
+
+def clean_key(key: str) -> str:
+    """MLflow keys allow letters, digits, ``_ - . / space``; ``norm@blocks.0`` ->
+    ``norm/blocks.0``."""
+    return re.sub(r"[^\w\-./ ]", "_", key.replace("@", "/"))
+
+
+_OPEN: dict[tuple[str, str | None], SearchTracker] = {}
+
+
+class SearchTracker:
+    """Parent and child runs of one search. Use :meth:`open` in the driver: one instance per
+    run folder and process (building an MLflow client on SQLite costs seconds)."""
+
+    @classmethod
+    def open(cls, run_dir: str | Path, tracking_uri: str | None = None) -> SearchTracker:
+        key = (str(Path(run_dir).resolve()), tracking_uri)
+        if key not in _OPEN:
+            _OPEN[key] = cls(run_dir, tracking_uri)
+        return _OPEN[key]
+
+    def __init__(self, run_dir: str | Path, tracking_uri: str | None = None,
+                 experiment: str = "minsearch") -> None:
+        os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+        self.run_dir = Path(run_dir)
+        self.state_path = self.run_dir / STATE_FILE
+        state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        self.tracking_uri = tracking_uri or state.get("tracking_uri") or default_tracking_uri(
+            run_dir)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.experiment_id = state.get("experiment_id") or self._experiment(experiment)
+        self.parent_id: str | None = state.get("parent_run_id")
+        self.trials: dict[str, str] = dict(state.get("trials", {}))
+
+    def _experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self.tracking_uri.startswith("sqlite:"):
+            location = (self.run_dir / "mlartifacts").resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def _save(self) -> None:
+        state = {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
+                 "parent_run_id": self.parent_id, "trials": self.trials}
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_path)
+
+    # -- the search ------------------------------------------------------------------------
+
+    def start_search(self, name: str, params: dict[str, Any]) -> str:
+        """Create the parent run, or reopen it when resuming."""
+        if self.parent_id is None:
+            run = self.client.create_run(self.experiment_id, run_name=name,
+                                         tags={"minsearch.run_dir": str(self.run_dir.resolve())})
+            self.parent_id = run.info.run_id
+            for key, value in params.items():
+                self.client.log_param(self.parent_id, clean_key(key), str(value)[:6000])
+            self._save()
+        else:
+            self.client.update_run(self.parent_id, status="RUNNING")
+        return self.parent_id
+
+    def finish_search(self, states: dict[str, str], front: list[str], metrics: dict[str, float],
+                      artifacts: list[Path], status: str = "FINISHED") -> None:
+        """Tag front members, end or delete child runs per ``states`` ({trial id: state}),
+        log summary metrics and artifacts on the parent, and end it."""
+        assert self.parent_id is not None, "start_search must run first"
+        for trial_id, run_id in self._children().items():
+            if trial_id not in states:
+                self.client.delete_run(run_id)  # orphan: its trial no longer exists
+                self.trials.pop(trial_id, None)
+                continue
+            self.client.set_tag(run_id, "pareto", str(trial_id in front).lower())
+            end = _END.get(states[trial_id])
+            if end and self.client.get_run(run_id).info.status != end:
+                self.client.set_terminated(run_id, end)
+        for key, value in metrics.items():
+            self.client.log_metric(self.parent_id, clean_key(key), float(value))
+        for path in artifacts:
+            if Path(path).is_file():
+                self.client.log_artifact(self.parent_id, str(path))
+        self.client.set_terminated(self.parent_id, status)
+        self._save()
+
+    def _children(self) -> dict[str, str]:
+        runs = self.client.search_runs([self.experiment_id],
+                                       filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}'",
+                                       max_results=10_000)
+        found = {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
+        self.trials.update(found)
+        return found
+
+    # -- trials ----------------------------------------------------------------------------
+
+    def trial_run(self, trial_id: str, params: dict[str, str]) -> str:
+        """The child run of ``trial_id``: reopened if it exists, created otherwise."""
+        if trial_id in self.trials:
+            return self.trials[trial_id]
+        existing = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
+                                                f"tags.`{PARENT_TAG}` = '{self.parent_id}'")
+        if existing:
+            run_id = existing[0].info.run_id
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}",
+                                         tags={PARENT_TAG: self.parent_id, TRIAL_TAG: trial_id})
+            run_id = run.info.run_id
+            self.client.log_batch(run_id, params=[Param(clean_key(k), str(v))
+                                                  for k, v in params.items()])
+        self.trials[trial_id] = run_id
+        self._save()
+        return run_id
+
+    def log_metrics(self, trial_id: str, metrics: dict[str, float], step: int | None = None
+                    ) -> None:
+        run_id = self.trials.get(trial_id)
+        if run_id is None or not metrics:
+            return
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(clean_key(k), float(v), now, step or 0)
+                                               for k, v in metrics.items()])  # one transaction
+
+    def end_trial(self, trial_id: str, state: str, objectives: dict[str, float],
+                  extras: dict[str, float], genome: str = "", reason: str = "") -> None:
+        run_id = self.trials.get(trial_id)
+        if run_id is None:
+            return
+        self.log_metrics(trial_id, {**objectives, **extras})
+        tags = [RunTag("state", state)] + ([RunTag("failure_reason", reason[:5000])]
+                                           if reason else [])
+        self.client.log_batch(run_id, tags=tags)
+        if genome:
+            self.client.log_dict(run_id, json.loads(genome), "genome.json")
+        self.client.set_terminated(run_id, _END.get(state, "FINISHED"))
+
+
+def ui_command(run_dir: str | Path, port: int = 5000) -> list[str]:
+    """The ``mlflow ui`` command for a run folder, bound to 127.0.0.1."""
+    import sys
+
+    state_path = Path(run_dir) / STATE_FILE
+    if not state_path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no {STATE_FILE}: not a minsearch run folder, or "
+                                f"its search never started tracking.")
+    uri = json.loads(state_path.read_text())["tracking_uri"]
+    if not uri.startswith("sqlite:"):
+        raise ValueError(f"This run tracks to {uri}; open that server's UI instead.")
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", "127.0.0.1", "--port", str(int(port))]

@@ -1,0 +1,153 @@
+"""Search spaces: loading, tying genes, and validation against the model's sites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from minsearch.models import build_model
+from minsearch.search.space import (
+    GeneSpec,
+    SpaceConfig,
+    baseline_params,
+    genome_rules,
+    load_space,
+    option_label,
+    resolve_genes,
+)
+from minsearch.sites import Discovery, Site, find_sites
+from minsearch.tasks.config import load_task
+from tests.search.conftest import VIT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def vit_sites():
+    return find_sites(build_model(VIT), torch.zeros(2, 1, 8, 8))
+
+
+def space(*genes: dict, **kw) -> SpaceConfig:
+    return SpaceConfig.from_json({"genes": list(genes), **kw})
+
+
+@pytest.mark.parametrize("name", ["digits_vit", "digits_cnn"])
+def test_shipped_spaces_validate_against_their_task_model(name):
+    task = load_task(ROOT / "tasks" / f"{name}.yaml")
+    sp = load_space(ROOT / "search_spaces" / f"{name}.yaml")
+    model = build_model(task.model)
+    genes = resolve_genes(sp, find_sites(model, torch.zeros(2, 1, 8, 8)))
+    assert len(genes) >= 3
+    assert all(g.labels[0] == "keep" for g in genes)
+
+
+def test_smoke_space_validates_on_both_tasks():
+    sp = load_space(ROOT / "search_spaces" / "smoke.yaml")
+    for name in ("digits_vit", "digits_cnn"):
+        model = build_model(load_task(ROOT / "tasks" / f"{name}.yaml").model)
+        assert resolve_genes(sp, find_sites(model, torch.zeros(2, 1, 8, 8)))
+
+
+@pytest.mark.parametrize("tie, expected", [
+    ("kind", ["residual"]),
+    ("block", ["residual@blocks.0", "residual@blocks.1"]),
+    ("stage", ["residual@blocks"]),
+    ("site", ["residual@blocks.0.residual_0", "residual@blocks.0.residual_1",
+              "residual@blocks.1.residual_0", "residual@blocks.1.residual_1"]),
+])
+def test_tie_modes_group_sites_by_kind_block_stage_or_site(vit_sites, tie, expected):
+    genes = resolve_genes(space({"kind": "residual", "tie": tie, "options": ["keep", "rezero"]}),
+                          vit_sites)
+    assert sorted(g.name for g in genes) == expected
+    assert sum(len(g.sites) for g in genes) == 4  # every residual site, each in one gene
+
+
+def test_sites_regex_narrows_and_name_prefixes(vit_sites):
+    genes = resolve_genes(space(
+        {"kind": "norm", "sites": r"blocks\..*", "options": ["identity"]},
+        {"kind": "norm", "name": "final", "sites": "norm", "options": ["dyt"]}), vit_sites)
+    assert [g.name for g in genes] == ["norm", "final"]
+    assert len(genes[0].sites) == 4 and genes[1].sites == ("norm",)
+
+
+def test_keep_is_added_and_baseline_keeps_everything(vit_sites):
+    genes = resolve_genes(space({"kind": "norm", "options": ["identity", "dyt"]}), vit_sites)
+    assert genes[0].labels == ("keep", "identity", "dyt")
+    assert genome_rules(genes, baseline_params(genes)) == {}
+
+
+def test_genome_rules_name_every_site_of_the_gene(vit_sites):
+    genes = resolve_genes(space(
+        {"kind": "norm", "options": [{"name": "dyt", "alpha_init": 0.5}]},
+        {"kind": "activation", "options": ["relu"]}), vit_sites)
+    label = option_label({"name": "dyt", "alpha_init": 0.5})
+    assert label == "dyt(alpha_init=0.5)"
+    rules = genome_rules(genes, {"norm": label, "activation": "keep"})
+    assert set(rules) == set(genes[0].sites)
+    assert all(v == {"name": "dyt", "alpha_init": 0.5} for v in rules.values())
+    with pytest.raises(ValueError, match="has no option 'gelu'"):
+        genome_rules(genes, {"activation": "gelu"})
+
+
+def test_unknown_option_is_an_error_before_training(vit_sites):
+    with pytest.raises(ValueError, match=r"Unknown option 'dty' for norm; known: .*dyt"):
+        resolve_genes(space({"kind": "norm", "options": ["dty"]}), vit_sites)
+
+
+def test_pattern_matching_no_site_is_an_error(vit_sites):
+    with pytest.raises(ValueError, match=r"matches no norm site; they look like: blocks\.0"):
+        resolve_genes(space({"kind": "norm", "sites": "encoder.*", "options": ["dyt"]}),
+                      vit_sites)
+
+
+def test_kind_absent_from_model_is_an_error():
+    model = build_model("timm:resnet18?in_chans=1&num_classes=10&layers=[1,1,1,1]"
+                        "&channels=[8,8,8,8]&stem_width=8")
+    sites = find_sites(model, torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="no attention sites"):
+        resolve_genes(space({"kind": "attention", "options": ["bf16"]}), sites)
+
+
+def test_option_that_does_not_apply_names_the_gene_and_fix():
+    sites = Discovery([Site("blocks.0.norm", "norm", ("keep", "identity"), "LayerNorm",
+                            "blocks.0.norm")])
+    with pytest.raises(ValueError, match=r"Gene 'norm', option 'dyt': Option 'dyt' cannot be "
+                                         r"used at blocks\.0\.norm.*Remove the option, or "
+                                         r"narrow the gene with `sites:`"):
+        resolve_genes(space({"kind": "norm", "options": ["dyt"]}), sites)
+
+
+def test_a_site_in_two_genes_is_an_error(vit_sites):
+    with pytest.raises(ValueError, match="is in two genes"):
+        resolve_genes(space({"kind": "norm", "options": ["dyt"]},
+                            {"kind": "norm", "name": "again", "sites": "norm",
+                             "options": ["identity"]}), vit_sites)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"genes": [{"kind": "nrom", "options": ["keep"]}]}, "Did you mean 'norm'"),
+    ({"genes": [{"kind": "norm", "tie": "layer", "options": ["keep"]}]}, "`tie` must be one of"),
+    ({"genes": [{"kind": "norm", "options": []}]}, "non-empty `options`"),
+    ({"genes": [{"kind": "norm", "options": ["dyt", "dyt"]}]}, "lists an option twice"),
+    ({"genes": [{"kind": "norm", "options": ["dyt"], "sites": "("}]}, "not a valid regex"),
+    ({"genes": [{"kind": "norm", "options": ["dyt"]}], "sampler": "cmaes"}, "`sampler` must"),
+    ({"genes": [{"kind": "norm", "options": ["dyt"]}], "trials": 0}, "`trials` must"),
+    ({"genes": [], "trials": 3}, "at least one gene"),
+    ({"genes": [{"kind": "norm", "options": ["dyt"]}], "trails": 3}, "Unknown space key"),
+])
+def test_space_file_mistakes_say_what_and_how(bad, message):
+    with pytest.raises(ValueError, match=message):
+        SpaceConfig.from_json(bad)
+
+
+def test_space_round_trips_through_json():
+    sp = space({"kind": "norm", "tie": "block", "options": ["keep", {"name": "dyt"}],
+                "sites": "blocks.*"}, sampler="tpe", trials=7)
+    assert SpaceConfig.from_json(sp.to_json()) == sp
+
+
+def test_gene_spec_requires_known_kind():
+    with pytest.raises(ValueError, match="not a site kind"):
+        GeneSpec(kind="dropout", options=("keep",))

@@ -1,0 +1,60 @@
+"""The training loop: it learns, it is deterministic, and divergence is an error, not a NaN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minsearch.tasks.config import RecipeConfig
+from minsearch.tasks.train import Diverged, check_outputs, evaluate, fit
+from tests.tasks.factories import NaNModel, TinyMLP
+
+
+def test_fit_learns_digits(digits):
+    torch.manual_seed(0)
+    model = TinyMLP()
+    before = evaluate(model, digits, digits.val)
+    curves = fit(model, digits, RecipeConfig(lr=1e-2), epochs=3)
+    assert len(curves) == 3 and curves[-1]["train_loss"] < curves[0]["train_loss"]
+    assert before < 0.3 < 0.85 < curves[-1]["val_accuracy"]
+
+
+def test_fit_is_deterministic(digits):
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = TinyMLP()
+        fit(model, digits, RecipeConfig(seed=3), epochs=1)
+        weights.append(model.net[1].weight.detach().clone())
+    assert torch.equal(*weights)
+
+
+def test_on_epoch_reports_each_epoch(digits):
+    seen = []
+    fit(TinyMLP(), digits, RecipeConfig(), epochs=3, start_epoch=1,
+        on_epoch=lambda epoch, point: seen.append((epoch, sorted(point))))
+    assert seen == [(1, ["train_loss", "val_accuracy"]), (2, ["train_loss", "val_accuracy"])]
+
+
+def test_divergence_raises_with_where_it_happened(digits):
+    with pytest.raises(Diverged, match=r"training loss became nan at epoch 0, step 0"):
+        fit(NaNModel(), digits, RecipeConfig(), epochs=1)
+
+
+def test_non_finite_outputs_at_evaluation_raise(digits):
+    with pytest.raises(Diverged, match="non-finite outputs"):
+        evaluate(NaNModel(), digits, digits.test)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+def test_every_optimizer_trains(digits, optimizer):
+    torch.manual_seed(0)
+    model = TinyMLP()
+    curves = fit(model, digits, RecipeConfig(optimizer=optimizer, lr=0.05 if optimizer == "sgd"
+                                             else 3e-3), epochs=2)
+    assert curves[-1]["val_accuracy"] > 0.5
+
+
+def test_wrong_class_count_is_explained(digits):
+    with pytest.raises(ValueError, match=r"num_classes=10"):
+        check_outputs(TinyMLP(classes=7), digits)
