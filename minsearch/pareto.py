@@ -37,6 +37,14 @@ def as_minimization(values: np.ndarray | Sequence, directions: Sequence[str]) ->
     return array * signs
 
 
+def worsening(value: float, baseline: float, direction: str) -> float:
+    """How much worse ``value`` is than ``baseline``: the drop of a maximised objective (an
+    accuracy drop), the rise of a minimised one (a loss increase); negative when better."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"Direction must be 'max' or 'min', but got {direction!r}.")
+    return baseline - value if direction == "max" else value - baseline
+
+
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
     """True when ``a`` is at least as good as ``b`` everywhere and strictly better somewhere."""
     pair = as_minimization([a, b], directions)

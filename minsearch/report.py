@@ -9,7 +9,9 @@ Read from a run folder (``results.csv``, ``genes.json``, ``search.json``, ``optu
   much of each objective's variance each gene explains across the trials);
 - **can go**: per gene option that removes or replaces a component, the best accuracy any
   completed trial reached with it, and whether that is within ``max_accuracy_drop`` of the
-  baseline (with no constraint set: within 0.01).
+  baseline (with no constraint set: within 0.01). The first objective stands in for accuracy
+  when it is not accuracy: for a language model, the lowest ``loss`` and
+  ``max_loss_increase``.
 
 With few trials these numbers are noisy: the report says how many trials each rests on.
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from minsearch.pareto import worsening
 
 DEFAULT_DROP = 0.01
 REPORT_MD = "report.md"
@@ -70,14 +74,16 @@ def importances(run_dir: Path, objectives: list[str]) -> dict[str, dict[str, dic
     return out
 
 
-def can_go(frame: pd.DataFrame, genes: list[dict], max_drop: float) -> list[dict]:
-    """Per gene and non-keep option: best accuracy reached with it, and whether that is within
-    ``max_drop`` of the baseline."""
+def can_go(frame: pd.DataFrame, genes: list[dict], max_drop: float,
+           objective: str = "accuracy", direction: str = "max") -> list[dict]:
+    """Per gene and non-keep option: the best ``objective`` reached with it, and whether that
+    is within ``max_drop`` of the baseline's (below it when maximised, above it when
+    minimised)."""
     done = frame[frame["state"] == "COMPLETE"]
     base = done[done["baseline"]]
-    if base.empty or "accuracy" not in done:
+    if base.empty or objective not in done:
         return []
-    floor = float(base["accuracy"].iloc[0]) - max_drop
+    baseline = float(base[objective].iloc[0])
     rows = []
     for gene in genes:
         column = f"gene:{gene['name']}"
@@ -85,10 +91,12 @@ def can_go(frame: pd.DataFrame, genes: list[dict], max_drop: float) -> list[dict
             if option == "keep":
                 continue
             used = done[done[column] == option]
-            best = float(used["accuracy"].max()) if len(used) else math.nan
+            values = used[objective]
+            best = math.nan if used.empty else float(
+                values.max() if direction == "max" else values.min())
+            within = len(used) and worsening(best, baseline, direction) <= max_drop + 1e-12
             rows.append({"gene": gene["name"], "sites": len(gene["sites"]), "option": option,
-                         "trials": int(len(used)), "best_accuracy": best,
-                         "within_drop": bool(len(used) and best >= floor - 1e-12)})
+                         "trials": int(len(used)), "best": best, "within_drop": bool(within)})
     return rows
 
 
@@ -102,32 +110,38 @@ def build_report(run_dir: str | Path) -> dict[str, Any]:
     import yaml
 
     task = yaml.safe_load((run_dir / "task.yaml").read_text())
+    first, direction = next(iter(settings["directions"].items()))
     drop = task.get("max_accuracy_drop")
+    if drop is None:
+        drop = task.get("max_loss_increase")
     drop = DEFAULT_DROP if drop is None else float(drop)
     done = frame[frame["state"] == "COMPLETE"]
     base = done[done["baseline"]]
     return {
         "trials": {"complete": int(len(done)), "total": int(len(frame))},
         "baseline": {k: float(base[k].iloc[0]) for k in objectives} if len(base) else None,
-        "max_accuracy_drop": drop,
+        "max_accuracy_drop": drop,  # the allowed worsening of `objective`
+        "objective": first,
         "directions": settings["directions"],
         "marginal_means": {g["name"]: marginal_means(frame, g["name"], objectives)
                            for g in genes},
         "importance": importances(run_dir, objectives),
-        "can_go": can_go(frame, genes, drop),
+        "can_go": can_go(frame, genes, drop, first, direction),
     }
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    objective = report.get("objective", "accuracy")
+    change = "drop" if report["directions"].get(objective, "max") == "max" else "increase"
     lines = ["# Prunable components", "",
              f"{report['trials']['complete']} completed trials of {report['trials']['total']}; "
-             f"allowed accuracy drop {report['max_accuracy_drop']}.", ""]
-    lines += ["## Can go within the allowed accuracy drop", "",
-              "| gene | sites | option | trials | best accuracy | within drop |",
+             f"allowed {objective} {change} {report['max_accuracy_drop']}.", ""]
+    lines += [f"## Can go within the allowed {objective} {change}", "",
+              f"| gene | sites | option | trials | best {objective} | within {change} |",
               "|---|---|---|---|---|---|"]
     for row in report["can_go"]:
         lines.append(f"| {row['gene']} | {row['sites']} | {row['option']} | {row['trials']} | "
-                     f"{row['best_accuracy']:.4f} | {'yes' if row['within_drop'] else 'no'} |")
+                     f"{row['best']:.4f} | {'yes' if row['within_drop'] else 'no'} |")
     objectives = list(report["directions"])
     lines += ["", "## Marginal means (effect = mean with option - mean with keep)", ""]
     for gene, rows in report["marginal_means"].items():

@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     folded = {f.norm for f in report.folds if f.folded}
     genome = {name: "identity" if {name, f"{name}.norm"} & folded else "frozen"
               for name in report.frozen}  # a fused norm+act folds as `name.norm`
-    torch.save(export_blob(task.model, genome, model.state_dict(), tuple(example.shape),
-                           norm_free={"before": before, "after": after,
-                                      "remaining": report.remaining}), args.out)
+    dtype = str(example.dtype).removeprefix("torch.")  # int64 for char codes
+    summary = {"before": before, "after": after, "remaining": report.remaining}
+    torch.save(export_blob(task.model, genome, model.state_dict(), tuple(example.shape), dtype,
+                           norm_free=summary), args.out)
     print(f"wrote {args.out}; load it with minsearch.tasks.candidate.load_candidate")
     return 0

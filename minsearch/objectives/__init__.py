@@ -1,7 +1,8 @@
 """Objectives: what is measured on each trained candidate (see :mod:`.base` for the contract).
 
-Registered: ``accuracy``, ``robustness`` (max); ``param_bytes``, ``flops``, ``latency_ms``,
-``train_step_ms``, ``peak_mem_infer_bytes``, ``peak_mem_train_bytes`` (min).
+Registered: ``accuracy``, ``robustness`` (max); ``loss``, ``loss_p99``, ``noisy_loss``,
+``param_bytes``, ``flops``, ``latency_ms``, ``train_step_ms``, ``peak_mem_infer_bytes``,
+``peak_mem_train_bytes`` (min).
 """
 
 from minsearch.objectives.base import (

@@ -5,6 +5,10 @@ once per trial, after training, with the model in eval mode on the trial's devic
 a finite float. It may use :attr:`MeasureContext.cache` to share work with other objectives
 (robustness reuses the clean accuracy). A non-finite value is a failed measurement: the trial
 ends FAILED with the objective's name in its reason, never with a NaN.
+
+``kinds`` names the data kinds an objective can measure (``image``, ``text``: see
+:class:`~minsearch.tasks.data.DataKind`); a task that asks for one on other data is refused
+when it is loaded.
 """
 
 from __future__ import annotations
@@ -17,25 +21,26 @@ import torch
 from torch import nn
 
 from minsearch.tasks.config import TaskConfig
-from minsearch.tasks.data import TaskData
+from minsearch.tasks.data import DataKind
 
 
 @dataclass
 class MeasureContext:
     model: nn.Module
-    data: TaskData
+    data: DataKind
     task: TaskConfig
     device: torch.device
     cache: dict[str, Any] = field(default_factory=dict)
 
 
 class Objective:
-    """Base class: subclasses set ``name``, ``direction`` ("max" or "min"), ``unit`` and
-    implement :meth:`measure`."""
+    """Base class: subclasses set ``name``, ``direction`` ("max" or "min"), ``unit`` (and
+    ``kinds`` when not every data kind fits) and implement :meth:`measure`."""
 
     name: ClassVar[str] = ""
     direction: ClassVar[str] = "min"
     unit: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ("image", "text")
 
     def measure(self, ctx: MeasureContext) -> float:
         raise NotImplementedError
@@ -58,6 +63,7 @@ def _load() -> None:
     from minsearch.objectives import (  # noqa: F401  (modules register on import)
         accuracy,
         latency,
+        loss,
         memory,
         robustness,
         size,
@@ -79,6 +85,12 @@ def get_objective(name: str) -> Objective:
         raise ValueError(f"Unknown objective {name!r}; known: "
                          f"{', '.join(sorted(_OBJECTIVES))}.{hint}")
     return cls()
+
+
+def measure_batch(ctx: MeasureContext, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``size`` test examples (cycled) as model inputs and targets on the trial's device."""
+    x, y = ctx.data.examples(ctx.data.test, size)
+    return x.to(ctx.device), y.to(ctx.device)
 
 
 def synchronize(device: torch.device) -> None:

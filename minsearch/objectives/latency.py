@@ -8,7 +8,13 @@ import time
 
 import torch
 
-from minsearch.objectives.base import MeasureContext, Objective, register_objective, synchronize
+from minsearch.objectives.base import (
+    MeasureContext,
+    Objective,
+    measure_batch,
+    register_objective,
+    synchronize,
+)
 from minsearch.tasks.train import make_optimizer, train_step
 
 
@@ -25,12 +31,6 @@ def _median_ms(fn, runs: int, warmup: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
-def _batch(ctx: MeasureContext, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    index = torch.arange(size) % len(ctx.data.test)
-    x = ctx.data.normalize(ctx.data.test.images(index)).to(ctx.device)
-    return x, ctx.data.test.y[index].to(ctx.device)
-
-
 @register_objective
 class Latency(Objective):
     """Median milliseconds of a forward pass on ``latency_batch`` examples (``torch.no_grad``,
@@ -42,7 +42,7 @@ class Latency(Objective):
 
     def measure(self, ctx: MeasureContext) -> float:
         cfg = ctx.task.measure
-        x, _ = _batch(ctx, cfg.latency_batch)
+        x, _ = measure_batch(ctx, cfg.latency_batch)
         ctx.model.eval()
         with torch.no_grad():
             return _median_ms(lambda: ctx.model(x), cfg.latency_runs, cfg.latency_warmup,
@@ -61,7 +61,7 @@ class TrainStep(Objective):
     def measure(self, ctx: MeasureContext) -> float:
         model = copy.deepcopy(ctx.model).train()
         optimizer = make_optimizer(model, ctx.task.recipe)
-        x, y = _batch(ctx, ctx.task.recipe.batch_size)
+        x, y = measure_batch(ctx, ctx.task.recipe.batch_size)
         runs = max(3, ctx.task.measure.latency_runs // 4)
         return _median_ms(lambda: train_step(model, optimizer, x, y, ctx.task.recipe), runs,
                           max(1, ctx.task.measure.latency_warmup // 2), ctx.device)

@@ -21,7 +21,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from minsearch.objectives.base import MeasureContext, Objective, register_objective, synchronize
+from minsearch.objectives.base import (
+    MeasureContext,
+    Objective,
+    measure_batch,
+    register_objective,
+    synchronize,
+)
 from minsearch.objectives.size import state_bytes
 from minsearch.tasks.train import make_optimizer, train_step
 
@@ -63,10 +69,7 @@ def _optimizer_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 
 def _batch(ctx: MeasureContext) -> tuple[torch.Tensor, torch.Tensor]:
-    size = ctx.task.measure.memory_batch
-    index = torch.arange(size) % len(ctx.data.test)
-    x = ctx.data.normalize(ctx.data.test.images(index)).to(ctx.device)
-    return x, ctx.data.test.y[index].to(ctx.device)
+    return measure_batch(ctx, ctx.task.measure.memory_batch)
 
 
 def peak_bytes(fn, device: torch.device, held: int) -> int:

@@ -39,6 +39,7 @@ class Robustness(Objective):
     name = "robustness"
     direction = "max"
     unit = "ratio"
+    kinds = ("image",)  # the corruptions act on images; text has noisy_loss
 
     def measure(self, ctx: MeasureContext) -> float:
         clean = clean_accuracy(ctx)

@@ -43,7 +43,7 @@ class Flops(Objective):
     unit = "flop"
 
     def measure(self, ctx: MeasureContext) -> float:
-        x = ctx.data.normalize(ctx.data.test.images(slice(0, 1))).to(ctx.device)
+        x = ctx.data.examples(ctx.data.test, 1)[0].to(ctx.device)
         ctx.model.eval()
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:

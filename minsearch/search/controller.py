@@ -116,7 +116,7 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
     from minsearch.search.searcher import MinsearchSearch
 
     directions = plan.directions
-    drop = plan.task.measure.max_accuracy_drop
+    drop = plan.task.measure.max_worsening  # max_accuracy_drop, or max_loss_increase
     searcher = MinsearchSearch(plan.genes, plan.space, list(directions),
                                list(directions.values()), plan.run_dir, drop)
     scheduler = None
@@ -147,6 +147,8 @@ def _start_tracking(plan: Plan, tracking_uri: str | None) -> None:
     params = {"task": plan.task.name, "model": plan.task.model, "sampler": plan.space.sampler,
               "trials": plan.space.trials, "objectives": ",".join(plan.directions),
               "genes": len(plan.genes), "max_accuracy_drop": plan.task.measure.max_accuracy_drop}
+    if plan.task.measure.max_loss_increase is not None:
+        params["max_loss_increase"] = plan.task.measure.max_loss_increase
     tracker.start_search(f"search-{plan.run_dir.name}", params)
 
 

@@ -40,7 +40,8 @@ def export_trial(run_dir: str | Path, trial_id: str, out: str | Path) -> Path:
     state = torch.load(weights, map_location="cpu", weights_only=True)
     objectives = {k: float(row[k]) for k in plan.directions}
     blob = export_blob(plan.task.model, json.loads(row["genome"]), state,
-                       tuple(plan.settings["input_shape"]), trial_id=str(trial_id),
+                       tuple(plan.settings["input_shape"]),
+                       plan.settings.get("input_dtype", "float32"), trial_id=str(trial_id),
                        objectives=objectives)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,7 @@ def finish_search(plan: Plan) -> dict[str, Any]:
 
     records = collect_records(plan)
     directions = plan.directions
-    drop = plan.task.measure.max_accuracy_drop
+    drop = plan.task.measure.max_worsening
     frame = results_frame(records, plan.gene_names, directions, drop)
     summary = front_summary(frame, directions)
     states = {r.trial_id: r.state for r in records}

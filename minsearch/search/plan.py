@@ -100,7 +100,8 @@ def new_plan(task_path: str | Path, space_path: str | Path, *, out: str | Path |
     plan = Plan(run_dir, task, space, genes, {})
     plan.save_settings(trials=space.trials, objectives=list(task.measure.objectives),
                        directions=task.directions, created=time.strftime("%Y-%m-%d %H:%M:%S"),
-                       status="created", input_shape=[1, *data.input_shape])
+                       status="created", input_shape=[1, *data.input_shape],
+                       input_dtype=str(data.input_dtype).removeprefix("torch."))
     return plan
 
 

@@ -19,6 +19,7 @@ def plot_front(frame: pd.DataFrame, directions: dict[str, str], path: str | Path
         return None
     y_name = "accuracy" if "accuracy" in names else names[0]
     x_names = [n for n in names if n != y_name]
+    limit = f"over the {y_name} {'drop' if directions[y_name] == 'max' else 'increase'}"
     done = frame[frame["state"] == "COMPLETE"]
     if done.empty:
         return None
@@ -28,7 +29,7 @@ def plot_front(frame: pd.DataFrame, directions: dict[str, str], path: str | Path
         rest = done[done["feasible"] & ~done["pareto"]]
         front = done[done["pareto"]].sort_values(x_name)
         ax.scatter(infeasible[x_name], infeasible[y_name], c="lightgray", s=18,
-                   label="over the accuracy drop")
+                   label=limit)
         ax.scatter(rest[x_name], rest[y_name], c="tab:blue", s=18, label="dominated")
         ax.plot(front[x_name], front[y_name], "o-", c="tab:red", ms=5, label="front")
         base = done[done["baseline"]]

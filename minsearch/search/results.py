@@ -7,8 +7,10 @@ One :class:`TrialRecord` per Ray trial; states are Optuna's words:
 - ``PRUNED``: stopped early by the scheduler (never on the front: its values would be early);
 - ``RUNNING``/``PENDING``: not finished yet (a live or interrupted search).
 
-A COMPLETE trial is *feasible* when its accuracy is within ``max_accuracy_drop`` of the
-baseline's. The front is the non-dominated set of feasible COMPLETE trials.
+A COMPLETE trial is *feasible* when its first objective is within ``max_accuracy_drop`` of
+the baseline's (an accuracy drop; for a task whose first objective is ``loss``, the loss
+increase ``max_loss_increase``). The front is the non-dominated set of feasible COMPLETE
+trials.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def _last_line(text: str) -> str:
 def results_frame(records: list[TrialRecord], gene_names: list[str],
                   directions: dict[str, str], max_accuracy_drop: float | None) -> pd.DataFrame:
     """One row per trial with ``feasible``, ``rank`` (Pareto rank among feasible COMPLETE
-    trials, -1 elsewhere) and ``pareto`` columns."""
+    trials, -1 elsewhere) and ``pareto`` columns. ``max_accuracy_drop`` limits how much worse
+    than the baseline's the first objective of ``directions`` may be."""
     records = sorted(records, key=lambda r: r.number)
     frame = pd.DataFrame([r.to_row(gene_names) for r in records])
     if frame.empty:
@@ -103,8 +106,9 @@ def results_frame(records: list[TrialRecord], gene_names: list[str],
     frame["feasible"] = complete
     base = frame[frame["baseline"] & complete]
     if max_accuracy_drop is not None and len(base):
-        floor = float(base["accuracy"].iloc[0]) - max_accuracy_drop
-        frame["feasible"] = complete & (frame["accuracy"] >= floor - 1e-12)
+        first, direction = next(iter(directions.items()))
+        worse = pareto.worsening(frame[first], float(base[first].iloc[0]), direction)
+        frame["feasible"] = complete & (worse <= max_accuracy_drop + 1e-12)
     frame["rank"] = -1
     eligible = frame["feasible"] & frame[list(directions)].notna().all(axis=1)
     if eligible.any():

@@ -9,7 +9,9 @@ What this adds to ``OptunaSearch`` (each point is a trap measured in DESIGN.md):
   trial is suggested until it has finished, so every later trial's accuracy drop is known
   when Optuna is told its values;
 - the accuracy-drop constraint is stored on the Optuna trial (``Trial.set_constraint``) just
-  before ``tell``: no ``constraints_func`` closure to pickle (and Optuna 5 deprecates it);
+  before ``tell``: no ``constraints_func`` closure to pickle (and Optuna 5 deprecates it).
+  It limits the first objective, whatever it is: the drop of ``accuracy``
+  (``max_accuracy_drop``), the increase of ``loss`` (``max_loss_increase``);
 - a proposal that repeats an earlier genome is told FAIL (user attribute
   ``minsearch_duplicate``) and a seeded random unseen genome runs in its place (until every
   genome of the space has been seen): NSGA-II and TPE repeat themselves often in small
@@ -34,12 +36,13 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from minsearch.pareto import worsening
 from minsearch.search.plan import STUDY_NAME, storage_url
 from minsearch.search.space import Gene, SpaceConfig, baseline_params
 
 ENUMERATE_LIMIT = 100_000  # spaces up to this size are enumerated to find unseen genomes
 DUPLICATE = "minsearch_duplicate"  # user attr of asked-but-skipped duplicate proposals
-CONSTRAINT = "accuracy_drop"  # (baseline accuracy - accuracy) - max_accuracy_drop <= 0
+CONSTRAINT = "accuracy_drop"  # worsening of the first objective - allowed worsening <= 0
 
 
 def make_sampler(space: SpaceConfig, genes: list[Gene]) -> optuna.samplers.BaseSampler:
@@ -129,7 +132,7 @@ class MinsearchSearch(OptunaSearch):
         list of metrics tells a result without them as COMPLETE with ``None`` values: Optuna
         refuses that, Ray only logs a warning, and the trial stays RUNNING forever)."""
         result = result or {}
-        accuracy = None if error else result.get("accuracy")
+        accuracy = None if error else result.get(self._metric[0])  # or loss: first objective
         if trial_id == self._baseline_id:
             self._baseline_done = True
             self._baseline_accuracy = accuracy
@@ -147,7 +150,7 @@ class MinsearchSearch(OptunaSearch):
         else:
             if (self._max_drop is not None and accuracy is not None
                     and self._baseline_accuracy is not None):
-                drop = self._baseline_accuracy - accuracy
+                drop = worsening(accuracy, self._baseline_accuracy, self._mode[0])
                 ot_trial.set_constraint(CONSTRAINT, drop - self._max_drop)
             self._tell(ot_trial, [float(v) for v in values], optuna.trial.TrialState.COMPLETE)
 

@@ -14,8 +14,9 @@ A space file (``search_spaces/*.yaml``) lists gene specs and the controller sett
         options: [keep, rezero, {name: layerscale, init: 0.1}]
 
 :func:`resolve_genes` checks a space against ``find_sites`` of the task's model before anything
-is trained: an unknown option, an option that does not apply at a site, or a pattern that
-matches no site is a ``ValueError`` that says which and how to fix it.
+is trained: an unknown option, an option that does not apply at a site, a pattern that
+matches no site, or a site in two genes (a ``pair`` site counts its norm and its residual as
+its own) is a ``ValueError`` that says which and how to fix it.
 """
 
 from __future__ import annotations
@@ -203,14 +204,17 @@ def resolve_genes(space: SpaceConfig, discovery: Discovery) -> list[Gene]:
         for site in candidates:
             groups.setdefault(_group_key(site, spec.tie), []).append(site.name)
         prefix = spec.name or spec.kind
+        by_name = {s.name: s for s in candidates}
         for key, names in groups.items():
             gene = Gene(f"{prefix}@{key}" if key else prefix, spec.kind, tuple(names),
                         spec.labels, dict(zip(spec.labels, spec.options, strict=True)))
             for site_name in names:
-                if site_name in owner:
-                    raise ValueError(f"Site {site_name} is in two genes ({owner[site_name]} and "
-                                     f"{gene.name}); narrow one with `sites:`.")
-                owner[site_name] = gene.name
+                for part in _parts(by_name[site_name]):
+                    mine = gene.name if part == site_name else f"{gene.name} via {site_name}"
+                    if part in owner:
+                        raise ValueError(f"Site {part} is in two genes ({owner[part]} and "
+                                         f"{mine}); narrow one with `sites:`.")
+                    owner[part] = mine
             if any(g.name == gene.name for g in genes):
                 raise ValueError(f"Two genes are named {gene.name!r}; give one a `name:`.")
             for label in gene.labels:  # every option must apply at every site of the gene
@@ -221,6 +225,14 @@ def resolve_genes(space: SpaceConfig, discovery: Discovery) -> list[Gene]:
                                      f"option, or narrow the gene with `sites:`.") from None
             genes.append(gene)
     return genes
+
+
+def _parts(site: Site) -> tuple[str, ...]:
+    """The sites a gene at ``site`` may change: a pair rewrites its norm and its residual too,
+    so a gene over the pair and a gene over either part would collide in some trials."""
+    if site.kind == "pair":
+        return (site.name, site.detail["norm"], site.detail["residual"])
+    return (site.name,)
 
 
 def genome_rules(genes: list[Gene], params: dict[str, str]) -> dict[str, Any]:

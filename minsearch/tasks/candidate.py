@@ -20,17 +20,16 @@ import torch
 from torch import nn
 
 from minsearch.models import build_model
-from minsearch.tasks.config import TaskConfig
-from minsearch.tasks.data import TaskData
+from minsearch.tasks.config import TEXT_DEFAULTS, TaskConfig
+from minsearch.tasks.data import DataKind
 from minsearch.tasks.train import check_outputs, fit
 
 EXPORT_FORMAT = "minsearch.candidate/1"
 
 
-def example_input(data: TaskData, batch: int = 1) -> torch.Tensor:
-    """A normalised batch of real training images, for tracing and measuring."""
-    x = data.train.images(slice(0, batch))
-    return data.normalize(x)
+def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
+    """A batch of real training inputs (normalised images, char codes), for tracing."""
+    return data.examples(data.train, batch)[0]
 
 
 def parent_key(task: TaskConfig) -> str:
@@ -38,12 +37,14 @@ def parent_key(task: TaskConfig) -> str:
     recipe = dataclasses.asdict(task.recipe)
     for key in ("epochs", "device", "checkpoint_seconds"):  # no effect on the parent's weights
         recipe.pop(key)
-    blob = json.dumps({"model": task.model, "data": dataclasses.asdict(task.data),
+    data = {k: v for k, v in dataclasses.asdict(task.data).items()
+            if not (k in TEXT_DEFAULTS and v is None)}  # image keys hash as they always did
+    blob = json.dumps({"model": task.model, "data": data,
                        "recipe": recipe, "torch": torch.__version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def load_or_train_parent(task: TaskConfig, data: TaskData, cache_dir: str | Path,
+def load_or_train_parent(task: TaskConfig, data: DataKind, cache_dir: str | Path,
                          device: torch.device | str = "cpu",
                          ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The parent's trained state dict and facts about it, trained on first use and cached
@@ -68,7 +69,7 @@ def load_or_train_parent(task: TaskConfig, data: TaskData, cache_dir: str | Path
     return state, info
 
 
-def build_candidate(task: TaskConfig, genome: dict[str, Any] | None, data: TaskData, *,
+def build_candidate(task: TaskConfig, genome: dict[str, Any] | None, data: DataKind, *,
                     parent_state: dict[str, torch.Tensor] | None = None,
                     device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Build the model, load the parent's weights (if any), apply ``genome`` in place.
@@ -87,11 +88,13 @@ def build_candidate(task: TaskConfig, genome: dict[str, Any] | None, data: TaskD
 
 
 def export_blob(model_spec: str, genome: dict, state_dict: dict[str, torch.Tensor],
-                input_shape: tuple[int, ...], **extra: Any) -> dict[str, Any]:
+                input_shape: tuple[int, ...], input_dtype: str = "float32",
+                **extra: Any) -> dict[str, Any]:
     """Weights + genome + model spec as one mapping that ``torch.save`` writes and
-    ``torch.load(weights_only=True)`` reads; :func:`load_candidate` rebuilds the module."""
+    ``torch.load(weights_only=True)`` reads; :func:`load_candidate` rebuilds the module.
+    ``input_dtype`` names the inputs' torch dtype (``int64`` for char codes)."""
     return {"format": EXPORT_FORMAT, "model": model_spec, "genome": genome,
-            "input_shape": list(input_shape),
+            "input_shape": list(input_shape), "input_dtype": input_dtype,
             "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, **extra}
 
 
@@ -106,7 +109,12 @@ def load_candidate(path: str | Path, map_location: str = "cpu") -> nn.Module:
     from minsearch.surgery.fold import add_folded_biases
 
     model = build_model(blob["model"])
-    apply_(model, Genome.from_json(blob["genome"]), torch.zeros([2, *blob["input_shape"][1:]]))
+    dtype = getattr(torch, str(blob.get("input_dtype", "float32")), None)  # older: images
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{path} names input dtype {blob.get('input_dtype')!r}, which is not a "
+                         f"torch dtype; re-export it with `minsearch export`.")
+    apply_(model, Genome.from_json(blob["genome"]),
+           torch.zeros([2, *blob["input_shape"][1:]], dtype=dtype))
     add_folded_biases(model, blob["state_dict"])  # norm-free exports (minsearch ln-free)
     model.load_state_dict(blob["state_dict"])
     return model.eval()

@@ -20,6 +20,9 @@ from minsearch.models import parse_model_spec
 INITS = ("parent", "scratch")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
+# Keys of `dataset: text` only (None elsewhere), and what a text task gets when it leaves them out.
+TEXT_DEFAULTS: dict[str, Any] = {"file_pattern": "*.py", "max_chars": 300_000, "block_size": 64,
+                                 "eval_windows": 256, "epoch_batches": 50}
 
 
 def _require(ok: bool, message: str) -> None:
@@ -33,7 +36,12 @@ class DataConfig:
 
     ``dataset`` is ``digits`` (scikit-learn's bundled 8x8 digits), ``imagefolder`` (an
     ImageFolder tree at ``data_root``), ``torchvision:NAME`` (e.g. ``torchvision:CIFAR10``
-    under ``data_root``, never downloaded) or ``package.module:function``.
+    under ``data_root``, never downloaded) or ``package.module:function``: images. Or
+    ``text``: characters of the files matching ``file_pattern`` under ``data_root`` (default:
+    the Python standard library's sources), at most ``max_chars``, cut into contiguous
+    train/val/test ranges; the model reads ``block_size`` characters and predicts the next
+    one. A text "epoch" is ``epoch_batches`` batches of random windows of the training range;
+    evaluation uses ``eval_windows`` fixed, evenly spaced windows of a range.
     """
 
     dataset: str = "digits"
@@ -43,6 +51,17 @@ class DataConfig:
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     max_samples: int | None = None
     data_seed: int = 0
+    file_pattern: str | None = None  # the text keys: see TEXT_DEFAULTS
+    max_chars: int | None = None
+    block_size: int | None = None
+    eval_windows: int | None = None
+    epoch_batches: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """``text`` or ``image``: which data object :func:`minsearch.tasks.data.load_data`
+        returns, and which objectives apply."""
+        return "text" if self.dataset == "text" else "image"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", tuple(float(f) for f in self.split))
@@ -51,7 +70,7 @@ class DataConfig:
                  and self.split[2] > 0,
                  f"`split` must be three non-negative fractions (train, val, test) summing to 1 "
                  f"with train and test > 0, but got {list(self.split)}; e.g. [0.6, 0.2, 0.2].")
-        known = ("digits", "imagefolder")
+        known = ("digits", "imagefolder", "text")
         _require(self.dataset in known or ":" in self.dataset,
                  f"`dataset` must be one of {', '.join(known)}, 'torchvision:NAME' or "
                  f"'package.module:function', but got {self.dataset!r}.")
@@ -65,6 +84,32 @@ class DataConfig:
                  f"`max_samples` must be at least 10, but got {self.max_samples}.")
         _require(isinstance(self.data_kwargs, dict),
                  f"`data_kwargs` must be a mapping, but got {self.data_kwargs!r}.")
+        if self.kind == "text":
+            self._check_text()
+            return
+        set_keys = [k for k in TEXT_DEFAULTS if getattr(self, k) is not None]
+        _require(not set_keys,
+                 f"{', '.join(f'`{k}`' for k in set_keys)} apply to `dataset: text` only, but "
+                 f"the dataset is {self.dataset!r}; remove them.")
+
+    def _check_text(self) -> None:
+        for key, default in TEXT_DEFAULTS.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, default)
+        unused = [k for k in ("image_size", "max_samples", "data_kwargs") if getattr(self, k)]
+        _require(not unused,
+                 f"`dataset: text` has no use for {', '.join(f'`{k}`' for k in unused)}; remove "
+                 f"them (the text keys are {', '.join(TEXT_DEFAULTS)}).")
+        _require(min(self.split) > 0,
+                 f"`dataset: text` needs a val and a test range: every `split` fraction must be "
+                 f"> 0, but got {list(self.split)}; e.g. [0.8, 0.1, 0.1].")
+        _require(isinstance(self.file_pattern, str) and bool(self.file_pattern),
+                 f"`file_pattern` must be a glob such as '*.py', but got {self.file_pattern!r}.")
+        for key, low in (("max_chars", 1000), ("block_size", 2), ("eval_windows", 1),
+                         ("epoch_batches", 1)):
+            value = getattr(self, key)
+            _require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                     f"`{key}` must be an int >= {low}, but got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -122,6 +167,8 @@ class MeasureConfig:
 
     objectives: tuple[str, ...] = ("accuracy", "param_bytes", "latency_ms")
     max_accuracy_drop: float | None = None
+    max_loss_increase: float | None = None  # the same constraint when `loss` is first
+    noise_rate: float = 0.05  # noisy_loss: fraction of input elements randomised
     latency_batch: int = 1
     latency_runs: int = 20
     latency_warmup: int = 5
@@ -129,6 +176,14 @@ class MeasureConfig:
     corruptions: tuple[str, ...] = ("gaussian_noise", "impulse_noise", "blur", "contrast",
                                     "brightness", "pixelate")
     severities: tuple[int, ...] = (1, 2, 3)
+
+    @property
+    def max_worsening(self) -> float | None:
+        """How much worse than the baseline's the first objective may get and stay feasible
+        (``max_accuracy_drop`` below it, ``max_loss_increase`` above it), or None."""
+        if self.max_accuracy_drop is not None:
+            return self.max_accuracy_drop
+        return self.max_loss_increase
 
     def __post_init__(self) -> None:
         from minsearch.objectives import get_objective
@@ -154,6 +209,14 @@ class MeasureConfig:
                  f"but got {self.max_accuracy_drop}.")
         _require(self.max_accuracy_drop is None or "accuracy" in self.objectives,
                  "`max_accuracy_drop` needs `accuracy` among the objectives.")
+        _require(self.max_loss_increase is None or self.max_loss_increase >= 0,
+                 f"`max_loss_increase` is an increase of the loss in nats (0.05 = 0.05 nats per "
+                 f"character), so it must be >= 0, but got {self.max_loss_increase}.")
+        _require(self.max_loss_increase is None or self.objectives[0] == "loss",
+                 f"`max_loss_increase` limits the first objective, so it needs `loss` first, "
+                 f"but got {list(self.objectives)}; e.g. [loss, param_bytes, latency_ms].")
+        _require(0 <= self.noise_rate <= 1,
+                 f"`noise_rate` is a fraction of the inputs in [0, 1], but got {self.noise_rate}.")
         for name in ("latency_batch", "latency_runs", "memory_batch"):
             value = getattr(self, name)
             _require(isinstance(value, int) and value >= 1,
@@ -196,7 +259,14 @@ class TaskConfig:
     resources: ResourceConfig = field(default_factory=ResourceConfig)
 
     def __post_init__(self) -> None:
+        from minsearch.objectives import get_objective
+
         parse_model_spec(self.model)
+        kind = self.data.kind
+        wrong = [n for n in self.measure.objectives if kind not in get_objective(n).kinds]
+        _require(not wrong,
+                 f"Objective(s) {wrong} do not measure {kind} data (`dataset: "
+                 f"{self.data.dataset}`); remove them (for text: loss, loss_p99, noisy_loss).")
 
     @property
     def directions(self) -> dict[str, str]:

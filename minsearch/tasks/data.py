@@ -8,6 +8,9 @@ Sources: ``digits`` (scikit-learn's bundled 8x8 digits), ``imagefolder`` (a clas
 tree), ``torchvision:NAME`` with a local ``data_root`` (``download=False`` always), and
 ``package.module:function`` returning a dataset, a pair of tensors, or a mapping with
 ``train``/``test`` (and optionally ``val``) entries.
+
+``dataset: text`` is the other kind of task data (:mod:`minsearch.tasks.text_data`); both
+kinds implement :class:`DataKind`, which is all the training loop and the objectives use.
 """
 
 from __future__ import annotations
@@ -16,10 +19,49 @@ import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 
 from minsearch.tasks.config import DataConfig
+
+Corrupt = Callable[[torch.Tensor], torch.Tensor]
+
+
+class DataKind(Protocol):
+    """What the training loop, candidates and objectives ask of a task's data. Implemented by
+    :class:`TaskData` (images, one label each) and :class:`~minsearch.tasks.text_data.TextData`
+    (characters, each next one a target).
+
+    A model maps inputs ``x`` to logits of shape ``(*y.shape, num_classes)``, one prediction
+    per target, so one cross-entropy over the last dim trains and evaluates every kind.
+    """
+
+    kind: ClassVar[str]  # "image" | "text" (DataConfig.kind)
+    input_dtype: ClassVar[torch.dtype]  # of model inputs: float32 images, int64 char codes
+    output_arg: ClassVar[str]  # the model argument that sets num_classes, for error messages
+    train: Any  # splits; len(split) is the number of examples evaluated on it
+    val: Any
+    test: Any
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's input shape, without the batch dim."""
+
+    def batches(self, split: Any, batch_size: int, *, device: torch.device | str = "cpu",
+                generator: torch.Generator | None = None, corrupt: Corrupt | None = None,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(inputs, targets)`` on ``device``: with a generator, one training epoch; without,
+        every example of ``split`` in order. ``corrupt`` changes raw inputs first."""
+
+    def examples(self, split: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``n`` examples of ``split`` (cycled when ``n > len(split)``) as model
+        inputs and targets on the CPU: for tracing and for measuring speed and memory."""
+
+    def noise(self, rate: float, generator: torch.Generator) -> Corrupt:
+        """A ``corrupt`` function that replaces a fraction ``rate`` of the raw input elements
+        by random valid values (pixels in [0, 1], printable characters)."""
 
 
 @dataclass
@@ -44,6 +86,9 @@ class TaskData:
     num_classes: int
     mean: torch.Tensor  # (C,)
     std: torch.Tensor  # (C,)
+    kind: ClassVar[str] = "image"
+    input_dtype: ClassVar[torch.dtype] = torch.float32
+    output_arg: ClassVar[str] = "num_classes"
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -71,9 +116,24 @@ class TaskData:
                 x = corrupt(x).clamp(0.0, 1.0)
             yield self.normalize(x).to(device), split.y[index].to(device)
 
+    def examples(self, split: Split, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.arange(n) % len(split)
+        return self.normalize(split.images(index)), split.y[index]
 
-def load_data(cfg: DataConfig) -> TaskData:
+    def noise(self, rate: float, generator: torch.Generator) -> Corrupt:
+        def corrupt(x01: torch.Tensor) -> torch.Tensor:
+            hit = torch.rand(x01.shape, generator=generator).to(x01.device) < rate
+            return torch.where(hit, torch.rand(x01.shape, generator=generator).to(x01), x01)
+
+        return corrupt
+
+
+def load_data(cfg: DataConfig) -> DataKind:
     """Load ``cfg.dataset`` and split it with ``cfg.data_seed``."""
+    if cfg.kind == "text":
+        from minsearch.tasks.text_data import load_text_data
+
+        return load_text_data(cfg)
     if cfg.dataset == "digits":
         parts = {"all": _digits()}
     elif cfg.dataset == "imagefolder":

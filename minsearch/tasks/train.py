@@ -1,5 +1,9 @@
 """The training loop: a plain classification recipe, deterministic from the recipe's seed.
 
+Every data kind (:class:`~minsearch.tasks.data.DataKind`) gives logits ``(*y.shape, classes)``:
+one label per image, one next character per position of a text window. The loss and the
+accuracy treat every target alike, over the last dim.
+
 A loss that stops being finite raises :class:`Diverged` with where it happened; the search
 records that trial as FAILED with this message instead of ever reporting NaN.
 """
@@ -14,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minsearch.tasks.config import RecipeConfig
-from minsearch.tasks.data import Split, TaskData
+from minsearch.tasks.data import DataKind
 
 
 class Diverged(RuntimeError):
@@ -44,7 +48,9 @@ def make_optimizer(model: nn.Module, recipe: RecipeConfig) -> torch.optim.Optimi
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor, recipe: RecipeConfig) -> torch.Tensor:
     """One optimisation step; returns the (detached) loss."""
-    loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+    logits = model(x)  # (*y.shape, classes)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                           label_smoothing=recipe.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if recipe.grad_clip is not None:
@@ -53,11 +59,11 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     return loss.detach()
 
 
-def train_epoch(model: nn.Module, data: TaskData, recipe: RecipeConfig,
+def train_epoch(model: nn.Module, data: DataKind, recipe: RecipeConfig,
                 optimizer: torch.optim.Optimizer, *, epoch: int,
                 device: torch.device | str = "cpu") -> float:
-    """One pass over the training split, shuffled with a seed derived from ``epoch``.
-    Returns the mean training loss."""
+    """One epoch of the training split (``data.batches`` with a generator seeded from
+    ``epoch``: a shuffled pass over images, random windows of text). Returns the mean loss."""
     model.train()
     generator = torch.Generator().manual_seed(recipe.seed * 10_007 + epoch)
     total, count = 0.0, 0
@@ -73,21 +79,23 @@ def train_epoch(model: nn.Module, data: TaskData, recipe: RecipeConfig,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TaskData, split: Split, *, batch_size: int = 256,
+def evaluate(model: nn.Module, data: DataKind, split, *, batch_size: int = 256,
              device: torch.device | str = "cpu",
              corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
-    """Top-1 accuracy on ``split`` (optionally on corrupted images)."""
+    """Top-1 accuracy over every target of ``split`` (optionally on corrupted inputs): of the
+    labels of images, of the next characters of text windows."""
     model.eval()
-    correct = 0
+    correct = total = 0
     for x, y in data.batches(split, batch_size, device=device, corrupt=corrupt):
         logits = model(x)
         if not torch.isfinite(logits).all():
             raise Diverged("the model produced non-finite outputs at evaluation.")
         correct += int((logits.argmax(dim=-1) == y).sum())
-    return correct / max(len(split), 1)
+        total += y.numel()
+    return correct / max(total, 1)
 
 
-def fit(model: nn.Module, data: TaskData, recipe: RecipeConfig, *, epochs: int,
+def fit(model: nn.Module, data: DataKind, recipe: RecipeConfig, *, epochs: int,
         device: torch.device | str = "cpu", optimizer: torch.optim.Optimizer | None = None,
         start_epoch: int = 0,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
@@ -105,14 +113,19 @@ def fit(model: nn.Module, data: TaskData, recipe: RecipeConfig, *, epochs: int,
     return curves
 
 
-def check_outputs(model: nn.Module, data: TaskData, device: torch.device | str = "cpu") -> None:
+def check_outputs(model: nn.Module, data: DataKind, device: torch.device | str = "cpu") -> None:
     """Raise a clear error when the model's output does not fit the data's classes."""
     model.eval()
+    arg, n = data.output_arg, data.num_classes
     with torch.no_grad():
-        x, _ = next(data.batches(data.train, 2, device=device))
-        out = model(x)
-    if out.ndim != 2 or out.shape[1] != data.num_classes:
+        x, y = next(data.batches(data.train, 2, device=device))
+        try:
+            out = model(x)
+        except (IndexError, RuntimeError) as err:  # e.g. char codes past the vocabulary
+            raise ValueError(f"The model fails on a batch of 2 inputs of shape {tuple(x.shape)} "
+                             f"({x.dtype}): {err}. Build it for the data's inputs and {n} "
+                             f"classes (e.g. '?{arg}={n}' in the model spec).") from None
+    if tuple(out.shape) != (*y.shape, data.num_classes):
         raise ValueError(f"The model returns shape {tuple(out.shape)} for a batch of 2, but the "
-                         f"data has {data.num_classes} classes; build it with "
-                         f"num_classes={data.num_classes} (e.g. '?num_classes="
-                         f"{data.num_classes}' in the model spec).")
+                         f"data needs {(*y.shape, n)} ({n} classes); build it with "
+                         f"{arg}={n} (e.g. '?{arg}={n}' in the model spec).")

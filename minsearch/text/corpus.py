@@ -72,7 +72,9 @@ def load_corpus(root: str | Path | None = None, *, pattern: str = "*.py",
                                 f"of text files (e.g. data_root: /path/to/texts).")
     if abs(sum(split) - 1.0) > 1e-6 or min(split) <= 0:
         raise ValueError(f"Split fractions must be positive and sum to 1, but got {split}.")
-    files = sorted(p for p in root.rglob(pattern) if p.is_file() and "test" not in p.parts)
+    skip = {"test", "tests", "site-packages", "dist-packages"}  # the stdlib's own code only
+    files = sorted(p for p in root.rglob(pattern)
+                   if p.is_file() and not skip & set(p.relative_to(root).parts))
     random.Random(seed).shuffle(files)
     texts, total = [], 0
     for path in files:

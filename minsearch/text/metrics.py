@@ -15,23 +15,26 @@ from minsearch.text.corpus import VOCAB_SIZE
 
 
 @torch.no_grad()
-def sequence_losses(model: nn.Module, windows: torch.Tensor, batch_size: int = 64
-                    ) -> torch.Tensor:
-    """Mean next-character loss of each window: (count,) in nats per character."""
+def sequence_losses(model: nn.Module, windows: torch.Tensor, inputs: torch.Tensor | None = None,
+                    batch_size: int = 64) -> torch.Tensor:
+    """Mean next-character loss of each window: (count,) in nats per character. The model
+    reads ``inputs`` (default: the windows themselves) and is scored on the clean windows."""
     model.eval()
     device = next(model.parameters()).device
+    inputs = windows if inputs is None else inputs
     out = []
-    for chunk in windows.split(batch_size):
-        chunk = chunk.to(device)
-        logits = model(chunk[:, :-1])  # (B, T, V)
-        loss = F.cross_entropy(logits.transpose(1, 2).float(), chunk[:, 1:], reduction="none")
+    for chunk, seen in zip(windows.split(batch_size), inputs.split(batch_size), strict=True):
+        logits = model(seen[:, :-1].to(device))  # (B, T, V)
+        targets = chunk[:, 1:].to(device)  # always the clean next characters
+        loss = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")
         out.append(loss.mean(1).cpu())
     return torch.cat(out)
 
 
 def add_char_noise(windows: torch.Tensor, rate: float, seed: int = 0) -> torch.Tensor:
-    """Replace a fraction ``rate`` of input characters by random printable ones; the targets
-    (the last column aside) stay clean so the loss measures robustness of the model's input."""
+    """Replace a fraction ``rate`` of the input characters (all but the last column) by random
+    printable ones. Pass the result as ``inputs`` to :func:`sequence_losses`, which scores
+    against the clean windows, so the loss measures only the cost of noisy context."""
     gen = torch.Generator().manual_seed(seed)
     noisy = windows.clone()
     mask = torch.rand(noisy[:, :-1].shape, generator=gen) < rate
@@ -47,6 +50,6 @@ def lm_metrics(model: nn.Module, windows: torch.Tensor, noise_rate: float = 0.05
     if windows.max() >= VOCAB_SIZE:
         raise ValueError(f"Character codes must be < {VOCAB_SIZE}.")
     clean = sequence_losses(model, windows)
-    noisy = sequence_losses(model, add_char_noise(windows, noise_rate))
+    noisy = sequence_losses(model, windows, inputs=add_char_noise(windows, noise_rate))
     return {"loss": clean.mean().item(), "loss_p99": clean.quantile(0.99).item(),
             "noisy_loss": noisy.mean().item()}
