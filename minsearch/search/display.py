@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from minsearch.search.results import TrialRecord, results_frame
+from minsearch.search.results import TrialRecord, results_frame, sort_front
 
 _FORMATS = {"bytes": lambda v: f"{v / 1024:.1f} KiB", "fraction": lambda v: f"{v:.3f}"}
 
@@ -44,9 +44,7 @@ def front_table(frame: pd.DataFrame, directions: dict[str, str], title: str,
         table.add_column(f"{name} {'↑' if direction == 'max' else '↓'}", justify="right")
     if frame.empty or "pareto" not in frame:
         return table
-    front = frame[frame["pareto"]]
-    if "accuracy" in front:
-        front = front.sort_values("accuracy", ascending=False)
+    front = sort_front(frame[frame["pareto"]], directions)
     genes = [c for c in frame.columns if c.startswith("gene:")]
     for _, row in front.head(limit).iterrows():
         changes = [f"{c[5:]}={row[c]}" for c in genes if str(row[c]) not in ("keep", "", "nan")]

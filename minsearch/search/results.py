@@ -153,12 +153,19 @@ def front_summary(frame: pd.DataFrame, directions: dict[str, str]) -> dict[str, 
     return summary
 
 
+def sort_front(front: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
+    """Best first on the first objective (accuracy up, or an LM's loss down)."""
+    first = next(iter(directions), None)
+    if front.empty or first not in front:
+        return front
+    return front.sort_values(first, ascending=directions[first] == "min")
+
+
 def write_results(run_dir: str | Path, frame: pd.DataFrame, summary: dict[str, Any]) -> None:
     run_dir = Path(run_dir)
     _atomic_write(run_dir / RESULTS_CSV, frame.to_csv(index=False))
     front = frame[frame["pareto"]] if not frame.empty else frame
-    if not front.empty and "accuracy" in front:
-        front = front.sort_values("accuracy", ascending=False)
+    front = sort_front(front, summary.get("directions", {}))
     _atomic_write(run_dir / FRONT_CSV, front.to_csv(index=False))
     _atomic_write(run_dir / FRONT_JSON, json.dumps(summary, indent=2, default=float))
 

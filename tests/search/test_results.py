@@ -88,3 +88,14 @@ def test_results_round_trip_through_the_run_folder(tmp_path):
 def test_trial_number_comes_from_rays_experiment_tag():
     assert trial_number("12_norm=dyt,residual=keep") == 12
     assert trial_number("") == 0
+
+
+def test_front_is_sorted_best_first_on_the_first_objective_in_its_direction():
+    import pandas as pd
+
+    from minsearch.search.results import sort_front
+
+    front = pd.DataFrame({"loss": [2.2, 1.9, 2.0], "accuracy": [0.5, 0.9, 0.7]})
+    assert sort_front(front, {"loss": "min", "param_bytes": "min"})["loss"].tolist() == [
+        1.9, 2.0, 2.2]
+    assert sort_front(front, {"accuracy": "max"})["accuracy"].tolist() == [0.9, 0.7, 0.5]
