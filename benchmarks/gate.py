@@ -28,8 +28,6 @@ import argparse
 import importlib.util
 import math
 import platform
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -38,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from minsearch.layers.agu import GATE_MODES, GateAdd, GateSquash
+from minsearch.objectives.latency import median_ms
 
 _FREE = {"empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided"}
 
@@ -110,20 +109,6 @@ def make_pairs(channels: int, channel_dim: int, device: torch.device, fused: boo
     return pairs
 
 
-def _median_ms(fn: Callable[[], object], warmup: int, reps: int, device: torch.device) -> float:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
 def _graph(pair: nn.Module, x: torch.Tensor, h: torch.Tensor) -> Callable[[], object]:
     """A training-mode graph of the pair, and a closure replaying its backward into x, h and
     every parameter (``retain_graph``: each call runs the same backward kernels)."""
@@ -141,8 +126,8 @@ def timings(pair: nn.Module, x: torch.Tensor, h: torch.Tensor, warmup: int,
     backward = _graph(pair, x, h)
     pair.eval()
     with torch.no_grad():
-        fwd_ms = _median_ms(lambda: pair(x, h), warmup, reps, x.device)
-    return fwd_ms, _median_ms(backward, warmup, reps, x.device)
+        fwd_ms = median_ms(lambda: pair(x, h), reps, warmup, x.device)
+    return fwd_ms, median_ms(backward, reps, warmup, x.device)
 
 
 def count_bytes(pair: nn.Module, x: torch.Tensor, h: torch.Tensor) -> tuple[int, int]:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minsearch.objectives.latency import _median_ms
+from minsearch.objectives.latency import median_ms
 from minsearch.objectives.memory import peak_bytes
 from minsearch.surgery import apply_
 from minsearch.surgery.ln_free import remove_norms_
@@ -136,7 +136,7 @@ def gpt_runs(seed: int, quick: bool, corpus) -> dict[str, dict]:
         x = windows[:1, :-1]
         model.eval()
         with torch.no_grad():
-            values["latency_ms"] = _median_ms(lambda m=model, x=x: m(x), 30, 5, torch.device("cpu"))
+            values["latency_ms"] = median_ms(lambda m=model, x=x: m(x), 30, 5, torch.device("cpu"))
             batch = windows[:32, :-1]
             held = param_bytes(model) + batch.numel() * batch.element_size()
             values["peak_mem_infer_bytes"] = peak_bytes(lambda m=model, b=batch: m(b),

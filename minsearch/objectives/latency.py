@@ -18,7 +18,9 @@ from minsearch.objectives.base import (
 from minsearch.tasks.train import make_optimizer, train_step
 
 
-def _median_ms(fn, runs: int, warmup: int, device: torch.device) -> float:
+def median_ms(fn, runs: int, warmup: int, device: torch.device) -> float:
+    """Median milliseconds of ``runs`` synchronised calls of ``fn``, after ``warmup`` untimed
+    calls."""
     for _ in range(warmup):
         fn()
     synchronize(device)
@@ -45,7 +47,7 @@ class Latency(Objective):
         x, _ = measure_batch(ctx, cfg.latency_batch)
         ctx.model.eval()
         with torch.no_grad():
-            return _median_ms(lambda: ctx.model(x), cfg.latency_runs, cfg.latency_warmup,
+            return median_ms(lambda: ctx.model(x), cfg.latency_runs, cfg.latency_warmup,
                               ctx.device)
 
 
@@ -63,5 +65,5 @@ class TrainStep(Objective):
         optimizer = make_optimizer(model, ctx.task.recipe)
         x, y = measure_batch(ctx, ctx.task.recipe.batch_size)
         runs = max(3, ctx.task.measure.latency_runs // 4)
-        return _median_ms(lambda: train_step(model, optimizer, x, y, ctx.task.recipe), runs,
+        return median_ms(lambda: train_step(model, optimizer, x, y, ctx.task.recipe), runs,
                           max(1, ctx.task.measure.latency_warmup // 2), ctx.device)
