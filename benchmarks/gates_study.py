@@ -22,13 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from minsearch.objectives.latency import median_ms
 from minsearch.objectives.memory import peak_bytes
 from minsearch.surgery import apply_
-from minsearch.surgery.ln_free import remove_norms_
+from minsearch.surgery.ln_free import freezable_norms, remove_norms_
 
 VARIANTS: dict[str, dict | None] = {
     "baseline": {},
@@ -51,7 +50,7 @@ def digits_runs(task_file: str, seed: int, quick: bool, cache: str) -> dict[str,
     from minsearch.tasks.candidate import build_candidate, example_input, load_or_train_parent
     from minsearch.tasks.config import load_task
     from minsearch.tasks.data import load_data
-    from minsearch.tasks.train import fit, make_optimizer, train_step
+    from minsearch.tasks.train import fit, train_steps
 
     task = load_task(ROOT / "tasks" / task_file)
     recipe = dataclasses.replace(task.recipe, seed=seed)
@@ -68,33 +67,17 @@ def digits_runs(task_file: str, seed: int, quick: bool, cache: str) -> dict[str,
         torch.manual_seed(seed)
         model, _ = build_candidate(task, genome or {}, data, parent_state=parent)
         if genome is None:
-            norms = sum(1 for _ in _norm_sites(model, example_input(data, 2)))
+            norms = len(freezable_norms(model, example_input(data, 2)))
             per_norm = max(1, recipe.epochs * steps_per_epoch // max(norms, 1))
             gen = torch.Generator().manual_seed(seed)
-
-            def steps(m: nn.Module, n: int, gen: torch.Generator = gen) -> None:
-                opt = make_optimizer(m, recipe)
-                batches = data.batches(data.train, recipe.batch_size, generator=gen)
-                for _ in range(n):
-                    x, y = next(batches, (None, None))
-                    if x is None:
-                        batches = data.batches(data.train, recipe.batch_size, generator=gen)
-                        x, y = next(batches)
-                    train_step(m, opt, x, y, recipe)
-
-            remove_norms_(model, steps, per_norm, example_input(data, 2))
+            remove_norms_(model, lambda m, n, gen=gen: train_steps(m, data, recipe, n, gen),
+                          per_norm, example_input(data, 2))
         else:
             fit(model, data, recipe, epochs=recipe.epochs)
         values, _ = measure_all(model, data, task, torch.device("cpu"))
         values["worst_class"] = _worst_class_accuracy(model, data)
         out[variant] = values
     return out
-
-
-def _norm_sites(model: nn.Module, x: torch.Tensor):
-    from minsearch.sites import find_sites
-
-    return [s for s in find_sites(model, x).of_kind("norm") if "frozen" in s.options]
 
 
 @torch.no_grad()
@@ -146,17 +129,17 @@ def gpt_runs(seed: int, quick: bool, corpus) -> dict[str, dict]:
     return out
 
 
-def _train_lm(model: nn.Module, corpus, steps: int, seed: int, lr: float = 3e-3) -> None:
+def _train_lm(model: nn.Module, corpus, steps: int, seed: int) -> None:
+    from minsearch.tasks.config import RecipeConfig
+    from minsearch.tasks.train import make_optimizer, train_step
+
+    recipe = RecipeConfig(optimizer="adamw", lr=3e-3, weight_decay=0.01, grad_clip=1.0)
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = make_optimizer(model, recipe)
     model.train()
     for _ in range(steps):
-        x, y = corpus.random_batch(GPT_CONFIG["block_size"], 32, gen)
-        loss = F.cross_entropy(model(x).transpose(1, 2), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        x, y = corpus.random_batch(GPT_CONFIG["block_size"], 32, gen)  # (B, T) each
+        train_step(model, optimizer, x, y, recipe)
 
 
 # -------------------------------------------------------------------------------- report

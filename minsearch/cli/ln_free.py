@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from minsearch.tasks.config import load_task
     from minsearch.tasks.data import load_data
-    from minsearch.tasks.train import evaluate, make_optimizer, train_step
+    from minsearch.tasks.train import evaluate, train_steps
 
     task = load_task(args.task)
     data = load_data(task.data)
@@ -43,14 +43,7 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(task.recipe.seed)
 
     def steps(m, n: int) -> None:
-        optimizer = make_optimizer(m, task.recipe)
-        done = 0
-        while done < n:
-            for x, y in data.batches(data.train, task.recipe.batch_size, generator=generator):
-                train_step(m, optimizer, x, y, task.recipe)
-                done += 1
-                if done == n:
-                    break
+        train_steps(m, data, task.recipe, n, generator)
 
     example = example_input(data, batch=2)
     report = remove_norms_(model, steps, args.steps_per_norm, example)

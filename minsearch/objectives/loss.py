@@ -19,11 +19,11 @@ from __future__ import annotations
 import zlib
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from minsearch.objectives.base import MeasureContext, Objective, register_objective
 from minsearch.tasks.data import Corrupt, DataKind
+from minsearch.tasks.train import example_cross_entropy
 
 NOISE_SEED = zlib.crc32(b"noisy_loss")
 
@@ -35,10 +35,7 @@ def example_losses(model: nn.Module, data: DataKind, split, *, device: torch.dev
     model.eval()
     out = []
     for x, y in data.batches(split, batch_size, device=device, corrupt=corrupt):
-        logits = model(x)  # (*y.shape, classes)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                               reduction="none")
-        out.append(loss.view(len(y), -1).mean(1).cpu())
+        out.append(example_cross_entropy(model(x), y).cpu())
     return torch.cat(out)
 
 

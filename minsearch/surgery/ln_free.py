@@ -33,6 +33,12 @@ class NormFreeReport:
         return [f.norm for f in self.folds if not f.folded]
 
 
+def freezable_norms(model: nn.Module, example_input=None) -> list[str]:
+    """The norms :func:`remove_norms_` freezes, in forward order."""
+    return [s.name for s in find_sites(model, example_input).of_kind("norm")
+            if "frozen" in s.options]
+
+
 def remove_norms_(model: nn.Module, train_steps: TrainSteps, steps_per_norm: int = 10,
                   example_input=None, fold: bool = True) -> NormFreeReport:
     """Freeze each freezable norm in turn (forward order), fine-tuning ``steps_per_norm`` steps
@@ -40,9 +46,7 @@ def remove_norms_(model: nn.Module, train_steps: TrainSteps, steps_per_norm: int
     if steps_per_norm < 0:
         raise ValueError(f"`steps_per_norm >= 0` must hold, but got {steps_per_norm=}.")
     report = NormFreeReport()
-    norms = [s.name for s in find_sites(model, example_input).of_kind("norm")
-             if "frozen" in s.options]
-    for name in norms:
+    for name in freezable_norms(model, example_input):
         apply_(model, {name: "frozen"}, example_input)
         model.train()
         train_steps(model, max(1, steps_per_norm))  # the first batch also calibrates sigma

@@ -23,9 +23,7 @@ import torch
 
 from minsearch.tasks.config import DataConfig
 from minsearch.tasks.data import Corrupt
-from minsearch.text.corpus import VOCAB_SIZE, load_corpus
-
-PRINTABLE = (32, 127)  # noise draws character codes in [32, 127): space to '~'
+from minsearch.text.corpus import VOCAB_SIZE, char_noise, load_corpus
 
 
 @dataclass
@@ -81,12 +79,7 @@ class TextData:
         return windows[:, :-1], windows[:, 1:]
 
     def noise(self, rate: float, generator: torch.Generator) -> Corrupt:
-        def corrupt(x: torch.Tensor) -> torch.Tensor:
-            hit = torch.rand(x.shape, generator=generator) < rate
-            chars = torch.randint(*PRINTABLE, x.shape, generator=generator)
-            return torch.where(hit.to(x.device), chars.to(x), x)
-
-        return corrupt
+        return lambda x: char_noise(x, rate, generator)
 
 
 def load_text_data(cfg: DataConfig) -> TextData:

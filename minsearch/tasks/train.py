@@ -45,6 +45,14 @@ def make_optimizer(model: nn.Module, recipe: RecipeConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
+def example_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each example's mean cross-entropy over its targets, ``(len(y),)`` in nats: logits
+    ``(*y.shape, classes)``, one label per image or one next character per text position."""
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                           reduction="none")
+    return loss.view(len(y), -1).mean(1)
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor, recipe: RecipeConfig) -> torch.Tensor:
     """One optimisation step; returns the (detached) loss."""
@@ -57,6 +65,23 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
         nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
     optimizer.step()
     return loss.detach()
+
+
+def train_steps(model: nn.Module, data: DataKind, recipe: RecipeConfig, steps: int,
+                generator: torch.Generator, device: torch.device | str = "cpu") -> None:
+    """``steps`` optimisation steps with a fresh optimiser, on training batches drawn with
+    ``generator``, a new pass starting whenever one ends (a step budget rather than epochs:
+    what :func:`minsearch.surgery.ln_free.remove_norms_` gives after each frozen norm)."""
+    model.train()
+    optimizer = make_optimizer(model, recipe)
+    done = 0
+    while done < steps:
+        for x, y in data.batches(data.train, recipe.batch_size, device=device,
+                                 generator=generator):
+            train_step(model, optimizer, x, y, recipe)
+            done += 1
+            if done == steps:
+                break
 
 
 def train_epoch(model: nn.Module, data: DataKind, recipe: RecipeConfig,

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 VOCAB_SIZE = 128
+PRINTABLE = (32, 127)  # noise draws character codes in [32, 127): space to '~'
 _UNKNOWN = ord("?")
 
 
@@ -28,6 +29,13 @@ def encode(text: str) -> torch.Tensor:
 
 def decode(ids: torch.Tensor) -> str:
     return bytes(ids.tolist()).decode("ascii")
+
+
+def char_noise(x: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:
+    """``x`` (character codes) with a fraction ``rate`` replaced by random printable ones."""
+    hit = torch.rand(x.shape, generator=generator) < rate
+    chars = torch.randint(*PRINTABLE, x.shape, generator=generator)
+    return torch.where(hit.to(x.device), chars.to(x), x)
 
 
 @dataclass

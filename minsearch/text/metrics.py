@@ -8,10 +8,10 @@ of per-sequence loss is reported beside the mean.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from minsearch.text.corpus import VOCAB_SIZE
+from minsearch.tasks.train import example_cross_entropy
+from minsearch.text.corpus import VOCAB_SIZE, char_noise
 
 
 @torch.no_grad()
@@ -26,8 +26,7 @@ def sequence_losses(model: nn.Module, windows: torch.Tensor, inputs: torch.Tenso
     for chunk, seen in zip(windows.split(batch_size), inputs.split(batch_size), strict=True):
         logits = model(seen[:, :-1].to(device))  # (B, T, V)
         targets = chunk[:, 1:].to(device)  # always the clean next characters
-        loss = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")
-        out.append(loss.mean(1).cpu())
+        out.append(example_cross_entropy(logits, targets).cpu())
     return torch.cat(out)
 
 
@@ -35,11 +34,8 @@ def add_char_noise(windows: torch.Tensor, rate: float, seed: int = 0) -> torch.T
     """Replace a fraction ``rate`` of the input characters (all but the last column) by random
     printable ones. Pass the result as ``inputs`` to :func:`sequence_losses`, which scores
     against the clean windows, so the loss measures only the cost of noisy context."""
-    gen = torch.Generator().manual_seed(seed)
     noisy = windows.clone()
-    mask = torch.rand(noisy[:, :-1].shape, generator=gen) < rate
-    random_chars = torch.randint(32, 127, noisy[:, :-1].shape, generator=gen)
-    noisy[:, :-1] = torch.where(mask, random_chars, noisy[:, :-1])
+    noisy[:, :-1] = char_noise(windows[:, :-1], rate, torch.Generator().manual_seed(seed))
     return noisy
 
 

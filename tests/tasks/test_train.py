@@ -58,3 +58,15 @@ def test_every_optimizer_trains(digits, optimizer):
 def test_wrong_class_count_is_explained(digits):
     with pytest.raises(ValueError, match=r"num_classes=10"):
         check_outputs(TinyMLP(classes=7), digits)
+
+
+def test_train_steps_takes_exactly_the_budget_across_passes(digits):
+    from minsearch.tasks.train import train_steps
+
+    recipe = RecipeConfig(batch_size=512)  # 2-3 batches per pass over the training split
+    passes = -(-len(digits.train) // recipe.batch_size)
+    model = TinyMLP()
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    train_steps(model, digits, recipe, passes + 2, torch.Generator().manual_seed(0))
+    assert len(calls) == passes + 2 and model.training
