@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from minsearch.catalog.config import OptionConfig
+from minsearch.catalog.edits import Edit, replace
 from minsearch.catalog.keep import keep_option
 from minsearch.catalog.registry import register_option
 
@@ -38,15 +39,15 @@ class IdentityActivation(OptionConfig):
 
 
 @register_option(ReLUConfig)
-def _relu(config, site, old: nn.Module) -> nn.Module:
-    return nn.ReLU()
+def _relu(config, site, old: nn.Module) -> list[Edit]:
+    return [replace(site, nn.ReLU())]
 
 
 @register_option(GELUTanhConfig)
-def _gelu_tanh(config, site, old: nn.Module) -> nn.Module:
-    return nn.GELU(approximate="tanh")
+def _gelu_tanh(config, site, old: nn.Module) -> list[Edit]:
+    return [replace(site, nn.GELU(approximate="tanh"))]
 
 
 @register_option(IdentityActivation)
-def _identity(config, site, old: nn.Module) -> nn.Module:
-    return nn.Identity()
+def _identity(config, site, old: nn.Module) -> list[Edit]:
+    return [replace(site, nn.Identity())]

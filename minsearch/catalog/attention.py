@@ -32,8 +32,10 @@ from torch import nn
 
 from minsearch.attention.spec import AttnSpec
 from minsearch.catalog.config import OptionConfig
+from minsearch.catalog.edits import Edit, Swap
 from minsearch.catalog.keep import keep_option
 from minsearch.catalog.registry import register_option
+from minsearch.errors import UserError
 
 KeepAttention = keep_option("attention")
 
@@ -113,11 +115,16 @@ SUPPORTED_IMPLS = ("timm", "mha", "sdpa")
 
 def supports(site: Any) -> bool:
     """Precision options apply where attention runs through SDPA, timm Attention or MHA."""
-    return (getattr(site, "detail", None) or {}).get("impl") in SUPPORTED_IMPLS
+    return site.detail.impl in SUPPORTED_IMPLS
 
 
-def replace_attention(config: AttnSpec, site: Any, old: nn.Module) -> nn.Module:
+def replace_attention(config: AttnSpec, site: Any, old: nn.Module) -> list[Edit]:
     # No docstring on purpose: the registry takes each option's one-line doc from its config.
+    return [Swap(site.name, lowp_attention(config, site, old))]
+
+
+def lowp_attention(config: AttnSpec, site: Any, old: nn.Module) -> nn.Module:
+    """The low-precision module that replaces the attention module ``old`` at ``site``."""
     from minsearch.attention import LowpAttention, LowpMultiheadAttention, is_timm_attention
     from minsearch.attention.fx_sdpa import swap_sdpa
 
@@ -126,10 +133,8 @@ def replace_attention(config: AttnSpec, site: Any, old: nn.Module) -> nn.Module:
         return LowpMultiheadAttention.from_module(old, spec)
     if is_timm_attention(old):
         return LowpAttention.from_module(old, spec)
-    impl = (getattr(site, "detail", None) or {}).get("impl")
-    if impl == "matmul":
-        where = getattr(site, "name", type(old).__name__)
-        raise ValueError(f"Attention site {where!r} computes softmax(q @ k^T) by hand "
+    if site.detail.impl == "matmul":
+        raise UserError(f"Attention site {site.name!r} computes softmax(q @ k^T) by hand "
                          f"(impl='matmul'); precision options need an SDPA call, timm Attention "
                          f"or nn.MultiheadAttention. Use 'keep' for this site.")
     return swap_sdpa(old, spec)[0]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from minsearch.errors import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class OptionConfig:
@@ -17,7 +19,7 @@ class OptionConfig:
 
     Subclasses are frozen dataclasses with class variables ``kind`` (a site kind) and
     ``name`` (the option's registry name). They validate their fields in ``__post_init__`` and
-    raise ``ValueError`` naming the rule, the value and the fix.
+    raise ``UserError`` naming the rule, the value and the fix.
     """
 
     kind: ClassVar[str] = ""
@@ -37,13 +39,13 @@ class OptionConfig:
         from minsearch.catalog.registry import get_option
 
         if not isinstance(data, dict) or "type" not in data:
-            raise ValueError(f"An option config must be a mapping with a 'type' key such as "
+            raise UserError(f"An option config must be a mapping with a 'type' key such as "
                              f"'norm/dyt', but got {data!r}.")
         kind, _, name = str(data["type"]).partition("/")
         option = get_option(kind, name)
         version = data.get("version", option.config_cls.version)
         if version != option.config_cls.version:
-            raise ValueError(f"Option {data['type']!r} is stored at version {version}, but this "
+            raise UserError(f"Option {data['type']!r} is stored at version {version}, but this "
                              f"minsearch reads version {option.config_cls.version}; re-run the "
                              f"search or convert the genome.")
         fields = {k: v for k, v in data.items() if k not in ("type", "version")}

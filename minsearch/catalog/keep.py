@@ -16,7 +16,7 @@ def keep_option(kind: str) -> type[OptionConfig]:
     )
 
     @register_option(cls, identity=True)
-    def keep(config, site, old):
-        return old
+    def keep(config, site, current):
+        return []
 
     return cls

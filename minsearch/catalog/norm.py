@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from minsearch.catalog.config import OptionConfig
+from minsearch.catalog.edits import Edit, replace
 from minsearch.catalog.keep import keep_option
 from minsearch.catalog.registry import register_option
+from minsearch.errors import UserError
 from minsearch.layers.affine import Affine
 from minsearch.layers.dyt import DyT
 from minsearch.layers.frozen_norm import FrozenBatchNorm, FrozenScaleNorm
@@ -44,7 +46,7 @@ class DyTConfig(OptionConfig):
 
     def __post_init__(self):
         if not self.alpha_init > 0:
-            raise ValueError(f"`alpha_init > 0` must hold for dyt, but got "
+            raise UserError(f"`alpha_init > 0` must hold for dyt, but got "
                              f"alpha_init={self.alpha_init}; the paper uses 0.5 to 1.0.")
 
 
@@ -67,36 +69,36 @@ class FrozenConfig(OptionConfig):
 
     def __post_init__(self):
         if not 0.0 <= self.momentum <= 1.0:
-            raise ValueError(f"`0 <= momentum <= 1` must hold for frozen, but got "
+            raise UserError(f"`0 <= momentum <= 1` must hold for frozen, but got "
                              f"momentum={self.momentum}.")
 
 
 @register_option(IdentityNorm)
-def _identity(config: IdentityNorm, site, old: nn.Module) -> nn.Module:
-    return with_tail(nn.Identity(), norm_info(old))
+def _identity(config: IdentityNorm, site, old: nn.Module) -> list[Edit]:
+    return [replace(site, with_tail(nn.Identity(), norm_info(old)))]
 
 
 @register_option(RMSNormConfig)
-def _rmsnorm(config: RMSNormConfig, site, old: nn.Module) -> nn.Module:
-    return RMSNorm.from_module(old)
+def _rmsnorm(config: RMSNormConfig, site, old: nn.Module) -> list[Edit]:
+    return [replace(site, RMSNorm.from_module(old))]
 
 
 @register_option(DyTConfig)
-def _dyt(config: DyTConfig, site, old: nn.Module) -> nn.Module:
-    return DyT.from_module(old, alpha_init=config.alpha_init)
+def _dyt(config: DyTConfig, site, old: nn.Module) -> list[Edit]:
+    return [replace(site, DyT.from_module(old, alpha_init=config.alpha_init))]
 
 
 @register_option(AffineConfig)
-def _affine(config: AffineConfig, site, old: nn.Module) -> nn.Module:
-    return Affine.from_module(old)
+def _affine(config: AffineConfig, site, old: nn.Module) -> list[Edit]:
+    return [replace(site, Affine.from_module(old))]
 
 
 def _freezable(site) -> bool:
-    return site.detail.get("family") in ("batch", "layer", "rms") and not site.graph
+    return site.detail.family in ("batch", "layer", "rms") and not site.graph
 
 
 @register_option(FrozenConfig, applies=_freezable)
-def _frozen(config: FrozenConfig, site, old: nn.Module) -> nn.Module:
+def _frozen(config: FrozenConfig, site, old: nn.Module) -> list[Edit]:
     if norm_info(old).family == "batch":
-        return FrozenBatchNorm.from_module(old)
-    return FrozenScaleNorm.from_module(old, momentum=config.momentum)
+        return [replace(site, FrozenBatchNorm.from_module(old))]
+    return [replace(site, FrozenScaleNorm.from_module(old, momentum=config.momentum))]

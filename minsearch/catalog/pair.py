@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from torch import nn
 
 from minsearch.catalog.config import OptionConfig
+from minsearch.catalog.edits import Edit, ReplaceOp, Swap
 from minsearch.catalog.keep import keep_option
 from minsearch.catalog.registry import register_option
+from minsearch.errors import UserError
 from minsearch.layers.agu import GATE_MODES, GateAdd, GateSquash
 
 KeepPair = keep_option("pair")
-
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ class AGU(OptionConfig):
 
     def __post_init__(self):
         if self.mode not in GATE_MODES:
-            raise ValueError(f"Gate mode {self.mode!r} is not one of {', '.join(GATE_MODES)}.")
+            raise UserError(f"Gate mode {self.mode!r} is not one of {', '.join(GATE_MODES)}.")
         if not self.alpha_init > 0:
-            raise ValueError(f"`alpha_init > 0` must hold for {self.name}, but got "
+            raise UserError(f"`alpha_init > 0` must hold for {self.name}, but got "
                              f"alpha_init={self.alpha_init}.")
 
 
@@ -54,15 +55,17 @@ class AGUInput(AGU):
     mode: str = "input"
 
 
-def _build(config: AGU, site, old: nn.Module) -> tuple[nn.Module, nn.Module]:
-    squash = GateSquash.from_module(old, alpha_init=config.alpha_init)
-    gate = GateAdd(config.mode, site.detail.get("channels"),
-                   site.detail.get("add_channel_dim", -1), init=config.init)
-    return squash, gate
+def _build(config: AGU, site, norm: nn.Module) -> list[Edit]:
+    """The norm's place gets the squash, the residual's add the gated add."""
+    squash = GateSquash.from_module(norm, alpha_init=config.alpha_init)
+    add_dim = site.detail.add_channel_dim
+    gate = GateAdd(config.mode, site.detail.channels, -1 if add_dim is None else add_dim,
+                   init=config.init)
+    return [Swap(site.detail.norm, squash), ReplaceOp(site.detail.residual, gate)]
 
 
 def _has_channels(site) -> bool:
-    return isinstance(site.detail.get("channels"), int)
+    return isinstance(site.detail.channels, int)
 
 
 for _cls in (AGU, AGUScalar, AGUInput):

@@ -1,17 +1,12 @@
-"""The option registry: a (kind, name) string key selects a config class and its handler.
+"""The option registry: a (kind, name) string key selects a config class; the config's type
+selects its handler.
 
-A handler is *how* an option is applied. It is called as ``handler(config, site, old)``:
-
-- for module sites, ``old`` is the module at ``site.name`` and the handler returns the module
-  that replaces it (or ``old`` itself to keep it);
-- for residual sites, ``old`` is None and the handler returns either a module called as
-  ``module(shortcut, branch)`` in place of the add, or one of :data:`SHORTCUT` / :data:`BRANCH`,
-  which rewire the add's output to that operand (the other one becomes dead code and is
-  removed from the graph);
-- for graph activation/norm sites, ``old`` is an equivalent module lifted from the call
-  (see :mod:`minsearch.surgery.lift`), and the handler returns its replacement;
-- for pair sites, ``old`` is the pair's norm module and the handler returns
-  ``(norm_replacement, add_replacement)``.
+A handler is *how* an option is applied. It has one shape for every kind:
+``handler(config, site, current) -> list[Edit]``, where ``current`` is the module the site
+stands for (the module at a module site, the module lifted from a functional norm, a pair's
+norm; None for an add) and the edits (:mod:`minsearch.catalog.edits`) say what changes.
+Handlers build new modules; they never change the model (surgery does, after checking that
+no two genes touch the same site).
 """
 
 from __future__ import annotations
@@ -22,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from minsearch.catalog.config import OptionConfig
+from minsearch.catalog.edits import Edit
+from minsearch.errors import UserError
 
-SHORTCUT = "shortcut"
-BRANCH = "branch"
-
-Handler = Callable[[OptionConfig, Any, Any], Any]
+Handler = Callable[[OptionConfig, Any, Any], list[Edit]]
 
 
 @dataclass(frozen=True)
@@ -48,13 +42,14 @@ class Option:
         known = {f.name for f in dataclasses.fields(self.config_cls)}
         unknown = sorted(set(fields) - known)
         if unknown:
-            raise ValueError(f"Option '{self.kind}/{self.name}' has no parameter "
+            raise UserError(f"Option '{self.kind}/{self.name}' has no parameter "
                              f"{', '.join(map(repr, unknown))}; known: "
                              f"{', '.join(sorted(known)) or 'none'}.")
         return self.config_cls(**fields)
 
 
 _OPTIONS: dict[tuple[str, str], Option] = {}
+_BY_CONFIG: dict[type[OptionConfig], Option] = {}
 
 
 def register_option(config_cls: type[OptionConfig], *, identity: bool = False,
@@ -70,8 +65,9 @@ def register_option(config_cls: type[OptionConfig], *, identity: bool = False,
         if key in _OPTIONS:
             raise ValueError(f"Option '{key[0]}/{key[1]}' is registered twice.")
         doc = (handler.__doc__ or config_cls.__doc__ or "").strip().splitlines()
-        _OPTIONS[key] = Option(config_cls.kind, config_cls.name, config_cls, handler, identity,
-                               doc[0] if doc else "", applies)
+        option = Option(config_cls.kind, config_cls.name, config_cls, handler, identity,
+                        doc[0] if doc else "", applies)
+        _OPTIONS[key] = _BY_CONFIG[config_cls] = option
         return handler
 
     return wrap
@@ -83,9 +79,10 @@ def _load_catalog() -> None:
     from minsearch.catalog import (  # noqa: F401
         activation,
         attention,
+        conv,
+        linear,
         norm,
         pair,
-        precision,
         residual,
     )
 
@@ -112,14 +109,29 @@ def all_options() -> list[Option]:
     return list(_OPTIONS.values())
 
 
+def option_of(config: OptionConfig) -> Option:
+    """The registered option of a config, looked up by the config's type."""
+    _load_catalog()
+    option = _BY_CONFIG.get(type(config))
+    if option is None:
+        raise TypeError(f"{type(config).__name__} is not a registered option config; register "
+                        f"it with @register_option({type(config).__name__}).")
+    return option
+
+
+def edits_for(config: OptionConfig, site: Any, current: Any) -> list[Edit]:
+    """The edits of ``config`` at ``site`` (its handler, found by the config's type)."""
+    return list(option_of(config).handler(config, site, current))
+
+
 def get_option(kind: str, name: str) -> Option:
     _load_catalog()
     option = _OPTIONS.get((kind, name))
     if option is None:
         known_kinds = kinds()
         if kind not in known_kinds:
-            raise ValueError(f"Unknown site kind {kind!r}; known: {', '.join(known_kinds)}.")
-        raise ValueError(f"Unknown option {name!r} for {kind}; known: "
+            raise UserError(f"Unknown site kind {kind!r}; known: {', '.join(known_kinds)}.")
+        raise UserError(f"Unknown option {name!r} for {kind}; known: "
                          f"{', '.join(options_for(kind))}.")
     return option
 
@@ -132,7 +144,7 @@ def parse_option(kind: str, spec: str | dict[str, Any] | OptionConfig) -> Option
     """
     if isinstance(spec, OptionConfig):
         if spec.kind != kind:
-            raise ValueError(f"Option {spec.type_tag!r} is for {spec.kind} sites, not {kind}.")
+            raise UserError(f"Option {spec.type_tag!r} is for {spec.kind} sites, not {kind}.")
         return spec
     if isinstance(spec, str):
         return get_option(kind, spec).make_config()
@@ -143,5 +155,5 @@ def parse_option(kind: str, spec: str | dict[str, Any] | OptionConfig) -> Option
         if "name" in spec:
             fields = {k: v for k, v in spec.items() if k != "name"}
             return get_option(kind, str(spec["name"])).make_config(**fields)
-    raise ValueError(f"An option must be a name such as 'keep' or a mapping with 'name' "
+    raise UserError(f"An option must be a name such as 'keep' or a mapping with 'name' "
                      f"(and parameters), but got {spec!r}.")

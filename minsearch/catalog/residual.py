@@ -1,8 +1,8 @@
 """Residual options: keep · drop-skip · drop-branch · rezero · gate · layerscale · scaled.
 
-A residual site is an add ``shortcut + branch``. Handlers return :data:`SHORTCUT`/:data:`BRANCH`
-to rewire the add to one operand (the other side's ops become dead code and leave the graph),
-or a module called as ``module(shortcut, branch)``.
+A residual site is an add ``shortcut + branch``. Handlers rewire the add to one operand (the
+other side's ops become dead code and leave the graph), or replace it with a module called as
+``module(shortcut, branch)``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ import math
 from dataclasses import dataclass
 
 from minsearch.catalog.config import OptionConfig
+from minsearch.catalog.edits import Edit, ReplaceOp, Rewire
 from minsearch.catalog.keep import keep_option
-from minsearch.catalog.registry import BRANCH, SHORTCUT, register_option
+from minsearch.catalog.registry import register_option
+from minsearch.errors import UserError
 from minsearch.layers.residual_scale import ResidualScale
 
 KeepResidual = keep_option("residual")
+SHORTCUT, BRANCH = "shortcut", "branch"  # the operand roles of a residual site
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class LayerScale(OptionConfig):
 
     def __post_init__(self):
         if not self.init > 0:
-            raise ValueError(f"`init > 0` must hold for layerscale, but got init={self.init}; "
+            raise UserError(f"`init > 0` must hold for layerscale, but got init={self.init}; "
                              f"use rezero for a zero start.")
 
 
@@ -75,42 +78,43 @@ class Scaled(OptionConfig):
 
     def __post_init__(self):
         if self.depth is not None and self.depth < 1:
-            raise ValueError(f"`depth >= 1` must hold for scaled, but got depth={self.depth}.")
+            raise UserError(f"`depth >= 1` must hold for scaled, but got depth={self.depth}.")
 
 
 @register_option(DropSkip)
-def _drop_skip(config, site, old):
-    return BRANCH
+def _drop_skip(config, site, old) -> list[Edit]:
+    return [Rewire(site.name, BRANCH)]
 
 
 @register_option(DropBranch)
-def _drop_branch(config, site, old):
-    return SHORTCUT
+def _drop_branch(config, site, old) -> list[Edit]:
+    return [Rewire(site.name, SHORTCUT)]
 
 
 @register_option(ReZero)
-def _rezero(config, site, old):
-    return ResidualScale(0.0)
+def _rezero(config, site, old) -> list[Edit]:
+    return [ReplaceOp(site.name, ResidualScale(0.0))]
 
 
 @register_option(Gate, identity=True)
-def _gate(config: Gate, site, old):
-    return ResidualScale(config.init)
+def _gate(config: Gate, site, old) -> list[Edit]:
+    return [ReplaceOp(site.name, ResidualScale(config.init))]
 
 
 def _has_channels(site) -> bool:
-    return isinstance(site.detail.get("channels"), int)
+    return isinstance(site.detail.channels, int)
 
 
 @register_option(LayerScale, applies=_has_channels)
-def _layerscale(config: LayerScale, site, old):
+def _layerscale(config: LayerScale, site, old) -> list[Edit]:
     if not _has_channels(site):
-        raise ValueError(f"layerscale at {site.name} needs the residual's channel count; pass "
+        raise UserError(f"layerscale at {site.name} needs the residual's channel count; pass "
                          f"an example input (--input-shape) so shapes can be propagated.")
-    return ResidualScale(config.init, site.detail["channels"], site.detail["channel_dim"])
+    return [ReplaceOp(site.name, ResidualScale(config.init, site.detail.channels,
+                                               site.detail.channel_dim))]
 
 
 @register_option(Scaled)
-def _scaled(config: Scaled, site, old):
-    depth = config.depth or int(site.detail.get("depth", 1))
-    return ResidualScale(1.0 / math.sqrt(depth), learnable=False)
+def _scaled(config: Scaled, site, old) -> list[Edit]:
+    depth = config.depth or max(1, site.detail.depth)
+    return [ReplaceOp(site.name, ResidualScale(1.0 / math.sqrt(depth), learnable=False))]

@@ -52,14 +52,14 @@ def _print_table(spec: str, discovery, params: int, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from minsearch.sites import KINDS
+    from minsearch.sites.kind import describe, kind_names
 
     console = Console(soft_wrap=False)
     counts = discovery.counts()
-    summary = ", ".join(f"{counts[k]} {k}" for k in KINDS)
+    summary = ", ".join(f"{counts[k]} {k}" for k in kind_names())
     console.print(f"[bold]{spec}[/bold]: {params / 1e6:.1f}M parameters; {summary} "
                   f"(found in {seconds:.2f}s)")
-    for kind in KINDS:
+    for kind in kind_names():
         sites = discovery.of_kind(kind)
         if not sites:
             continue
@@ -68,20 +68,9 @@ def _print_table(spec: str, discovery, params: int, seconds: float) -> None:
         table.add_column("what")
         table.add_column("options")
         for site in sites:
-            table.add_row(site.name, _describe(site), " ".join(site.options))
+            table.add_row(site.name, describe(site), " ".join(site.options))
         console.print(table)
     for gap in discovery.unavailable:
         console.print(f"[yellow]{gap.kind} sites unavailable in {gap.where}[/yellow]: "
                       f"{gap.reason}")
 
-
-def _describe(site) -> str:
-    d = site.detail
-    if site.kind == "residual":
-        shape = f" {tuple(d['shape'])}" if "shape" in d else ""
-        return f"{d['shortcut']} shortcut, {d['branch_ops']}-op branch{shape}"
-    if site.kind == "attention":
-        return f"{site.target} ({d.get('impl')})"
-    if site.kind == "norm":
-        return f"{site.target} ({d.get('family')})"
-    return site.target

@@ -4,18 +4,43 @@ Module sites are modules (a norm, an activation, an attention block, a linear or
 their name is the module's fully qualified name. Graph sites are operations inside some
 module's ``forward`` (a residual add, a functional norm or activation call): their name is the
 owning module's name plus ``<op>_<i>``, the i-th such op in that forward, e.g.
-``blocks.0.residual_1``. After surgery a graph site's replacement module lives at that name.
+``blocks.0.residual_1``, and their :class:`OpRef` says which op it is. After surgery a graph
+site's replacement module lives at that name. A site's ``detail`` is the frozen dataclass its
+kind declares (see :mod:`minsearch.sites.kind`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("norm", "residual", "pair", "attention", "activation", "linear", "conv")
-
 _INDEX = re.compile(r"^\d+$")
+
+
+@dataclass(frozen=True)
+class OpRef:
+    """Where a graph site's op is in its owner's traced ``forward``.
+
+    Attributes:
+        category: the op's category (``add``, ``norm:layer_norm``, ``act:gelu``; see
+            :func:`minsearch.sites.graph_ops.op_category`).
+        ordinal: its index among the ops of that category in one call of the owner.
+        count: how many ops of that category one call of the owner holds (a forward traced
+            alone must hold as many, or the op cannot be found again).
+        operands: ``(role, argument index)`` of the op's operands, in the order a
+            replacement module is called with them; a rewire names one role.
+    """
+
+    category: str
+    ordinal: int
+    count: int
+    operands: tuple[tuple[str, int], ...] = (("input", 0),)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(role for role, _ in self.operands)
 
 
 @dataclass(frozen=True)
@@ -24,15 +49,14 @@ class Site:
 
     Attributes:
         name: fully qualified name (module path, or ``owner.<op>_<i>`` for graph sites).
-        kind: one of :data:`KINDS`. A ``pair`` is a norm and the residual add whose branch it
-            starts, seen as one site (``detail["norm"]``, ``detail["residual"]`` name them).
+        kind: the name of a registered :class:`~minsearch.sites.kind.SiteKind`.
         options: names of the catalog options that apply here (``keep`` first).
         target: the module class name, or the function/method name of a graph op.
         owner: the module whose ``forward`` holds a graph site ("" is the root); for a module
             site, the module's own name.
-        graph: True for graph sites (rewritten in the owner's traced graph).
-        detail: kind-specific facts, e.g. for residuals ``shortcut`` ("identity"/"projection"),
-            ``branch_ops``, ``shape`` (output shape, when an example input was given).
+        op: for graph sites, which op of the owner's forward it is; None for module sites.
+        detail: the kind's typed facts (e.g. :class:`~minsearch.sites.kinds.residual.
+            ResidualDetail`: shortcut, branch ops, shape).
     """
 
     name: str
@@ -40,8 +64,13 @@ class Site:
     options: tuple[str, ...]
     target: str
     owner: str
-    graph: bool = False
-    detail: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    op: OpRef | None = None
+    detail: Any = field(default=None, compare=False, hash=False)
+
+    @property
+    def graph(self) -> bool:
+        """True for graph sites (rewritten in the owner's traced graph)."""
+        return self.op is not None
 
     @property
     def block(self) -> str:
@@ -71,6 +100,7 @@ class Site:
         return ".".join(parts)
 
     def to_json(self) -> dict[str, Any]:
+        detail = dataclasses.asdict(self.detail) if dataclasses.is_dataclass(self.detail) else {}
         return {
             "name": self.name,
             "kind": self.kind,
@@ -80,7 +110,7 @@ class Site:
             "graph": self.graph,
             "block": self.block,
             "stage": self.stage,
-            "detail": self.detail,
+            "detail": detail,
         }
 
 
@@ -128,4 +158,7 @@ class Discovery:
         return [s for s in self.sites if s.kind == kind]
 
     def counts(self) -> dict[str, int]:
-        return {k: len(self.of_kind(k)) for k in KINDS}
+        """Sites per registered kind (every kind listed, zeros included)."""
+        from minsearch.sites.kind import kind_names
+
+        return {k: len(self.of_kind(k)) for k in kind_names()}

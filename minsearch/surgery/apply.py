@@ -10,18 +10,30 @@ import torch
 from torch import nn
 
 from minsearch.catalog.config import OptionConfig
-from minsearch.catalog.registry import get_option
+from minsearch.catalog.edits import Edit, Swap
+from minsearch.catalog.registry import edits_for
+from minsearch.errors import UserError
 from minsearch.sites import Discovery, Site, find_sites
+from minsearch.sites.kind import get_kind
 from minsearch.surgery.genome import Genome
-from minsearch.surgery.rewrite import GraphEdit, rewrite_owner
+from minsearch.surgery.rewrite import rewrite_owner
 
 
 @dataclass(frozen=True)
 class Change:
     site: Site
     config: OptionConfig
-    before: str  # what was there: a class name, or the op ("add", "gelu")
-    after: str  # what is there now: a class name, or "shortcut"/"branch" for a rewired add
+    edits: tuple[Edit, ...]
+
+    @property
+    def before(self) -> str:
+        """What was there: a class name, or the op (``add``, ``gelu``)."""
+        return self.site.target
+
+    @property
+    def after(self) -> str:
+        """What is there now: class names, or the role of the operand an add now passes on."""
+        return "+".join(edit.describe() for edit in self.edits)
 
     def __str__(self) -> str:
         return f"{self.site.name}: {self.before} -> {self.after} ({self.config})"
@@ -48,72 +60,49 @@ def apply_(model: nn.Module, genome: Genome | dict, example_input: torch.Tensor 
            tuple[int, ...] | None = None, discovery: Discovery | None = None) -> SurgeryReport:
     """Rewrite ``model`` in place so that each site selected by ``genome`` gets its option.
 
-    Sites the genome does not select are kept. Module sites are swapped deepest first; graph
-    sites (residual adds, functional calls) are rewritten owner by owner. ``example_input``
-    (tensor or shape) is needed by options that must know shapes (``layerscale``). Errors in
-    the genome raise ``ValueError`` before the model is touched.
+    Sites the genome does not select are kept. Every selected option's handler is asked for
+    its edits first, on the unchanged model; two genes whose edits touch the same site are a
+    ``UserError``, raised before the model is touched (so are all errors in the genome). Then
+    module swaps are made outermost first (a replaced block keeps its children's names, so a
+    child's swap lands in it), and graph edits are rewritten owner by owner.
+    ``example_input`` (tensor or shape) is needed by options that must know shapes
+    (``layerscale``).
     """
     genome = Genome.from_json(genome)
     discovery = discovery or find_sites(model, example_input)
-    resolved = genome.resolve(discovery)
     by_name = {s.name: s for s in discovery.sites}
-    chosen = [(by_name[name], config) for name, config in resolved.items()
-              if config.name != "keep"]
-    _check_pairs(chosen, by_name)
-    report = SurgeryReport()
-    edits: dict[str, list[GraphEdit]] = defaultdict(list)
-    module_sites = sorted((sc for sc in chosen if not sc[0].graph),
-                          key=lambda sc: -sc[0].name.count("."))
-    for site, config in module_sites:
-        old = model.get_submodule(site.name)
-        new = get_option(site.kind, config.name).handler(config, site, old)
-        if new is not old:
-            model.set_submodule(site.name, new)
-        report.changes.append(Change(site, config, type(old).__name__, type(new).__name__))
-    for site, config in chosen:
-        if site.kind == "pair":
-            norm = model.get_submodule(site.detail["norm"])
-            squash, gate = get_option(site.kind, config.name).handler(config, site, norm)
-            model.set_submodule(site.detail["norm"], squash)
-            edits[site.owner].append(GraphEdit(by_name[site.detail["residual"]], gate))
-            after = f"{type(squash).__name__}+{type(gate).__name__}"
-            report.changes.append(Change(site, config, site.target, after))
-        elif site.graph:
-            owner = model.get_submodule(site.owner) if site.owner else model
-            old = _lifted(site, owner, discovery)
-            result = get_option(site.kind, config.name).handler(config, site, old)
-            edits[site.owner].append(GraphEdit(site, result))
-            after = result if isinstance(result, str) else type(result).__name__
-            report.changes.append(Change(site, config, site.target, after))
-    leaves = discovery.leaf_types
-    for owner_name, owner_edits in edits.items():
+    changes = []
+    for name, config in genome.resolve(discovery).items():
+        if config.name == "keep":
+            continue
+        site = by_name[name]
+        current = get_kind(site.kind).current(site, model, discovery)
+        changes.append(Change(site, config, tuple(edits_for(config, site, current))))
+    _check_overlaps(changes)
+    swaps = [e for c in changes for e in c.edits if isinstance(e, Swap)]
+    for swap in sorted(swaps, key=lambda e: e.target.count(".")):
+        model.set_submodule(swap.target, swap.module)
+    graph_edits: dict[str, list[tuple[Site, Edit]]] = defaultdict(list)
+    for change in changes:
+        for edit in change.edits:
+            if not isinstance(edit, Swap):
+                site = by_name[edit.target]
+                graph_edits[site.owner].append((site, edit))
+    for owner_name, edits in graph_edits.items():
         owner = model.get_submodule(owner_name) if owner_name else model
-        rewrite_owner(owner, owner_edits, leaves)
+        rewrite_owner(owner, edits, discovery.leaf_types)
     order = {s.name: i for i, s in enumerate(discovery.sites)}
-    report.changes.sort(key=lambda c: order[c.site.name])
-    return report
+    return SurgeryReport(sorted(changes, key=lambda c: order[c.site.name]))
 
 
-def _check_pairs(chosen: list, by_name: dict[str, Site]) -> None:
-    """A pair rewrites its norm and its residual: neither may be changed on its own too."""
-    changed = {site.name for site, _ in chosen}
-    for site, config in chosen:
-        if site.kind == "pair":
-            for part in (site.detail["norm"], site.detail["residual"]):
-                if part in changed:
-                    raise ValueError(f"{part} is changed twice: on its own and by {config.name} "
-                                     f"at {site.name}; keep one of the two rules.")
-
-
-def _lifted(site: Site, owner: nn.Module, discovery: Discovery) -> nn.Module | None:
-    """The module a functional norm site stands for (None for residuals and activations)."""
-    if site.kind != "norm":
-        return None
-    from minsearch.sites.graph_ops import op_category, owner_of
-    from minsearch.sites.trace import trace
-    from minsearch.surgery.lift import lift_norm
-
-    traced = trace(owner, discovery.leaf_types)
-    nodes = [n for n in traced.graph.nodes
-             if op_category(n) == site.detail["category"] and owner_of(n)[0] == ""]
-    return lift_norm(nodes[site.detail["ordinal"]], owner)
+def _check_overlaps(changes: list[Change]) -> None:
+    """Each site may be touched by one gene's edits only (a pair rewrites its norm and its
+    residual: neither may also be changed on its own)."""
+    touched: dict[str, Change] = {}
+    for change in changes:
+        for target in dict.fromkeys(edit.target for edit in change.edits):
+            other = touched.setdefault(target, change)
+            if other is not change:
+                raise UserError(f"{target} is changed twice: by {other.config.name} at "
+                                f"{other.site.name} and by {change.config.name} at "
+                                f"{change.site.name}; keep one of the two rules.")

@@ -22,7 +22,9 @@ from typing import Any
 
 from minsearch.catalog.config import OptionConfig
 from minsearch.catalog.registry import get_option, parse_option
-from minsearch.sites.site import KINDS, Discovery
+from minsearch.errors import UserError
+from minsearch.sites.kind import kind_names
+from minsearch.sites.site import Discovery
 
 OptionSpec = str | dict[str, Any] | OptionConfig
 
@@ -36,7 +38,7 @@ class Genome:
         if isinstance(data, Genome):
             return data
         if not isinstance(data, Mapping):
-            raise TypeError(f"A genome must be a mapping of selectors to options, but got "
+            raise UserError(f"A genome must be a mapping of selectors to options, but got "
                             f"{type(data).__name__}.")
         return cls(dict(data))
 
@@ -50,9 +52,10 @@ class Genome:
         by_name = {s.name: s for s in discovery.sites}
         resolved: dict[str, OptionConfig] = {}
         exact = []
+        kinds = kind_names()
         for selector, spec in self.rules.items():
             kind, sep, pattern = selector.partition(":")
-            if sep and kind in KINDS:
+            if sep and kind in kinds:
                 matched = _match(discovery, kind, pattern, selector)
                 config = parse_option(kind, spec)
                 for site in matched:
@@ -62,8 +65,8 @@ class Genome:
         for name, spec in exact:
             site = by_name.get(name)
             if site is None:
-                raise ValueError(f"Genome selector {name!r} is neither a site name nor "
-                                 f"'KIND:PATTERN' with KIND in {', '.join(KINDS)}; "
+                raise UserError(f"Genome selector {name!r} is neither a site name nor "
+                                 f"'KIND:PATTERN' with KIND in {', '.join(kinds)}; "
                                  f"`minsearch genes MODEL` lists the site names.")
             resolved[name] = _checked(parse_option(site.kind, spec), site)
         return resolved
@@ -74,11 +77,11 @@ def _match(discovery: Discovery, kind: str, pattern: str, selector: str) -> list
     try:
         compiled = re.compile(regex)
     except re.error as err:
-        raise ValueError(f"Genome selector {selector!r} has an invalid regex ({err}).") from None
+        raise UserError(f"Genome selector {selector!r} has an invalid regex ({err}).") from None
     matched = [s for s in discovery.of_kind(kind) if compiled.fullmatch(s.name)]
     if not matched and regex != ".*":  # "all norms" of a norm-free model is just empty
         names = [s.name for s in discovery.of_kind(kind)][:4]
-        raise ValueError(f"Genome selector {selector!r} matches no {kind} site; {kind} sites "
+        raise UserError(f"Genome selector {selector!r} matches no {kind} site; {kind} sites "
                          f"look like: {', '.join(names) or 'none in this model'}.")
     return matched
 
@@ -87,6 +90,6 @@ def _checked(config: OptionConfig, site) -> OptionConfig:
     if config.name not in site.options:
         option = get_option(site.kind, config.name)
         why = "" if option.applies_to(site) else " (it does not apply to this site)"
-        raise ValueError(f"Option {config.name!r} cannot be used at {site.name}{why}; options "
+        raise UserError(f"Option {config.name!r} cannot be used at {site.name}{why}; options "
                          f"there: {', '.join(site.options)}.")
     return config

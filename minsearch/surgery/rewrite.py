@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
-from minsearch.catalog.registry import BRANCH, SHORTCUT
+from minsearch.catalog.edits import Edit, ReplaceOp, Rewire
+from minsearch.errors import UserError
 from minsearch.sites.graph_ops import op_category, owner_of
 from minsearch.sites.site import Site
 from minsearch.sites.trace import trace
@@ -55,33 +55,34 @@ class GraphForward:
         return f"GraphForward({type(self.module).__name__}, {len(self.graph.nodes)} nodes)"
 
 
-@dataclass
-class GraphEdit:
-    site: Site
-    result: Any  # a module, SHORTCUT or BRANCH
-
-
-def rewrite_owner(owner: nn.Module, edits: list[GraphEdit],
+def rewrite_owner(owner: nn.Module, edits: list[tuple[Site, Edit]],
                   leaves: frozenset[type] = frozenset()) -> None:
-    """Apply ``edits`` (graph sites whose owner is ``owner``) to ``owner`` in place."""
+    """Carry out ``edits`` (:class:`ReplaceOp`/:class:`Rewire` at graph sites whose owner is
+    ``owner``) on ``owner``, in place."""
     traced = trace(owner, leaves)
     if not traced.ok:
-        raise ValueError(f"Cannot rewrite {type(owner).__name__}: {traced.error}.")
+        raise UserError(f"Cannot rewrite {type(owner).__name__}: {traced.error}.")
     graph = traced.graph
     local: dict[str, list[fx.Node]] = defaultdict(list)
     for node in graph.nodes:
         category = op_category(node)
         if category is not None and owner_of(node)[0] == "":
             local[category].append(node)
-    for edit in edits:
-        site = edit.site
-        expected = site.detail.get("owner_adds")
-        if expected is not None and len(local["add"]) != expected:
-            raise ValueError(f"Cannot rewrite {site.name}: {site.owner or 'the model'}'s forward "
-                             f"traced alone has {len(local['add'])} adds, {expected} in the "
-                             f"whole model (it depends on how it is called).")
-        node = local[site.detail["category"]][site.detail["ordinal"]]
-        _replace(graph, owner, node, site, edit.result, traced.root)
+    for site, edit in edits:
+        op = site.op
+        found = local[op.category]
+        if len(found) != op.count:
+            raise UserError(f"Cannot rewrite {site.name}: {site.owner or 'the model'}'s forward "
+                            f"traced alone has {len(found)} {op.category} ops, {op.count} in "
+                            f"the whole model (it depends on how it is called).")
+        node = found[op.ordinal]
+        operands = [node.args[index] for _, index in op.operands]
+        if isinstance(edit, Rewire):
+            _rewire(graph, owner, node, operands[op.roles.index(edit.role)])
+        elif isinstance(edit, ReplaceOp):
+            _replace(graph, owner, node, site, edit.module, tuple(operands))
+        else:
+            raise TypeError(f"A graph site takes ReplaceOp or Rewire edits, not {edit!r}.")
     _copy_constants(graph, traced.root, owner)
     graph.owning_module = fx.GraphModule(owner, graph)  # purity checks need the modules
     graph.eliminate_dead_code()
@@ -93,28 +94,22 @@ def local_name(site: Site) -> str:
     return site.name[len(site.owner) + 1:] if site.owner else site.name
 
 
-def _replace(graph: fx.Graph, owner: nn.Module, node: fx.Node, site: Site, result: Any,
-             root: nn.Module) -> None:
-    if site.kind == "residual":
-        shortcut_arg = site.detail["shortcut_arg"]
-        shortcut, branch = node.args[shortcut_arg], node.args[1 - shortcut_arg]
-        if result == SHORTCUT or result == BRANCH:
-            kept = shortcut if result == SHORTCUT else branch
-            users = list(node.users)
-            node.replace_all_uses_with(kept)
-            graph.erase_node(node)
-            _not_in_place(users, owner)
-            return
-        args = (shortcut, branch)
-    else:
-        args = (node.args[0],)
+def _rewire(graph: fx.Graph, owner: nn.Module, node: fx.Node, kept: fx.Node) -> None:
+    users = list(node.users)
+    node.replace_all_uses_with(kept)
+    graph.erase_node(node)
+    _not_in_place(users, owner)
+
+
+def _replace(graph: fx.Graph, owner: nn.Module, node: fx.Node, site: Site, module: nn.Module,
+             operands: tuple[Any, ...]) -> None:
     name = local_name(site)
-    if name in owner._modules and not isinstance(owner._modules[name], type(result)):
-        raise ValueError(f"{site.owner or 'The model'} already has a child named {name!r}; "
-                         f"it was rewritten before. Apply genomes to a fresh model.")
-    owner.add_module(name, _on_device_of(result, owner))
+    if name in owner._modules and not isinstance(owner._modules[name], type(module)):
+        raise UserError(f"{site.owner or 'The model'} already has a child named {name!r}; "
+                        f"it was rewritten before. Apply genomes to a fresh model.")
+    owner.add_module(name, _on_device_of(module, owner))
     with graph.inserting_before(node):
-        new = graph.call_module(name, args)
+        new = graph.call_module(name, operands)
     node.replace_all_uses_with(new)
     graph.erase_node(node)
 

@@ -11,14 +11,17 @@ from torch import nn
 from minsearch.attention import LowpAttention, LowpMultiheadAttention
 from minsearch.attention.fx_sdpa import TracedSDPA, swap_sdpa
 from minsearch.catalog.registry import get_option
+from minsearch.catalog.edits import Swap
+from minsearch.errors import UserError
 from minsearch.sites import Site
+from minsearch.sites.kinds.attention import AttentionDetail
 from minsearch.surgery import apply_
 from minsearch.text.gpt import CausalSelfAttention
 from tests.attention.helpers import PRECISION_OPTIONS, config
 
 
 def site(name: str, impl: str) -> Site:
-    return Site(name, "attention", ("keep",), "", name, detail={"impl": impl})
+    return Site(name, "attention", ("keep",), "", name, detail=AttentionDetail(impl))
 
 
 def replace_all(model: nn.Module, option: str, impl: str, cls: type) -> list[str]:
@@ -26,8 +29,9 @@ def replace_all(model: nn.Module, option: str, impl: str, cls: type) -> list[str
     opt = get_option("attention", option)
     names = [n for n, m in model.named_modules() if type(m) is cls]
     for name in names:
-        model.set_submodule(name, opt.handler(opt.make_config(), site(name, impl),
-                                              model.get_submodule(name)))
+        [edit] = opt.handler(opt.make_config(), site(name, impl), model.get_submodule(name))
+        assert isinstance(edit, Swap) and edit.target == name
+        model.set_submodule(name, edit.module)
     return names
 
 
@@ -112,7 +116,7 @@ def test_transformer_encoder_layer_does_not_bypass_low_precision():
 
 
 def test_multihead_attention_unsupported_features_say_keep():
-    with pytest.raises(ValueError, match="add_bias_kv or add_zero_attn.*option 'keep'"):
+    with pytest.raises(UserError, match="add_bias_kv or add_zero_attn.*option 'keep'"):
         LowpMultiheadAttention.from_module(nn.MultiheadAttention(8, 2, add_bias_kv=True),
                                            config("int8"))
 
@@ -165,7 +169,7 @@ def test_matmul_attention_site_supports_keep_only():
     assert not opt.applies_to(site("attn", "matmul")) and opt.applies_to(site("attn", "sdpa"))
     with pytest.raises(ValueError, match="by hand.*Use 'keep'"):
         opt.handler(opt.make_config(), site("attn", "matmul"), ByHand())
-    with pytest.raises(ValueError, match="no F.scaled_dot_product_attention call"):
+    with pytest.raises(UserError, match="no F.scaled_dot_product_attention call"):
         opt.handler(opt.make_config(), site("attn", "sdpa"), ByHand())
 
 

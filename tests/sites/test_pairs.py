@@ -9,14 +9,14 @@ from tests import zoo
 
 
 def pairs_of(model, example):
-    return {p.detail["norm"]: p for p in find_sites(model, example).of_kind("pair")}
+    return {p.detail.norm: p for p in find_sites(model, example).of_kind("pair")}
 
 
 def test_nanogpt_pre_norm_pairs():
     pairs = pairs_of(zoo.GPT(n_layer=2), torch.randint(0, 32, (2, 16)))
     assert sorted(pairs) == ["h.0.ln_1", "h.0.ln_2", "h.1.ln_1", "h.1.ln_2"]
     p = pairs["h.0.ln_1"]
-    assert (p.name, p.detail["residual"], p.owner) == ("h.0.pair_0", "h.0.residual_0", "h.0")
+    assert (p.name, p.detail.residual, p.owner) == ("h.0.pair_0", "h.0.residual_0", "h.0")
     assert "ln_f" not in pairs  # the final norm feeds the head, not a residual branch
 
 
@@ -31,7 +31,7 @@ def test_timm_pairs(name, count, first_norm):
     pairs = pairs_of(model, (1, 3, 224, 224))
     assert len(pairs) == count
     assert first_norm in pairs
-    assert all(p.detail["residual"].endswith(p.name.rsplit("pair_", 1)[1]) for p in pairs.values())
+    assert all(p.detail.residual.endswith(p.name.rsplit("pair_", 1)[1]) for p in pairs.values())
 
 
 def test_post_norm_is_not_a_pair():

@@ -101,7 +101,7 @@ def test_identity_preserving_options_reproduce_the_output(name):
     genomes = [{"residual:*": "keep", "norm:*": "keep", "activation:*": "keep"}]
     if d.of_kind("residual"):
         genomes.append({"residual:*": "gate"})
-    batch_norms = [s.name for s in d.of_kind("norm") if s.detail.get("family") == "batch"]
+    batch_norms = [s.name for s in d.of_kind("norm") if s.detail.family == "batch"]
     if batch_norms:
         genomes.append({n: "frozen" for n in batch_norms})
     for genome in genomes:

@@ -13,27 +13,27 @@ def test_residuals_found_exactly(name):
     factory, example, expected, shortcuts = zoo.ZOO[name]
     found = find_sites(factory(), example()).of_kind("residual")
     assert [s.name for s in found] == expected
-    assert [s.detail["shortcut"] for s in found] == shortcuts
+    assert [s.detail.shortcut for s in found] == shortcuts
 
 
 def test_nanogpt_block_sites():
     d = find_sites(zoo.GPT(n_layer=2), torch.randint(0, 32, (2, 16)))  # token ids
     attention = d.of_kind("attention")
     assert [s.name for s in attention] == ["h.0.attn", "h.1.attn"]
-    assert {s.detail["impl"] for s in attention} == {"sdpa"}
+    assert {s.detail.impl for s in attention} == {"sdpa"}
     assert [s.name for s in d.of_kind("norm")] == ["h.0.ln_1", "h.0.ln_2", "h.1.ln_1",
                                                    "h.1.ln_2", "ln_f"]
     assert [s.name for s in d.of_kind("activation")] == ["h.0.mlp.gelu", "h.1.mlp.gelu"]
     residual = d["h.0.residual_0"]
     assert residual.owner == "h.0" and residual.block == "h.0" and residual.stage == "h"
-    assert residual.detail["channels"] == 16 and residual.detail["channel_dim"] == -1
+    assert residual.detail.channels == 16 and residual.detail.channel_dim == -1
 
 
 def test_projection_shortcut_is_identified():
     site = find_sites(zoo.ConvBNBlock(), (2, 3, 8, 8))["residual_0"]
-    assert site.detail["shortcut"] == "projection"
-    assert site.detail["shortcut_ops"] == 2  # 1x1 conv + BN
-    assert site.detail["channels"] == 8 and site.detail["channel_dim"] == 1
+    assert site.detail.shortcut == "projection"
+    assert site.detail.shortcut_ops == 2  # 1x1 conv + BN
+    assert site.detail.channels == 8 and site.detail.channel_dim == 1
 
 
 def test_functional_norm_and_activation_are_graph_sites():
@@ -48,8 +48,8 @@ def test_functional_norm_and_activation_are_graph_sites():
 def test_adds_that_are_not_residuals():
     residuals = find_sites(zoo.NotResiduals()).of_kind("residual")
     assert [s.name for s in residuals] == ["residual_0"]
-    assert residuals[0].detail["shortcut"] == "identity"
-    assert residuals[0].detail["branch_ops"] > 5  # qkv ... softmax ... proj
+    assert residuals[0].detail.shortcut == "identity"
+    assert residuals[0].detail.branch_ops > 5  # qkv ... softmax ... proj
 
 
 def test_untraceable_model_keeps_module_sites_and_says_why():
@@ -93,4 +93,4 @@ def test_discovery_does_not_touch_the_model():
 def test_bad_example_shape_is_reported_not_raised():
     d = find_sites(zoo.ConvBNBlock(), (2, 3))
     assert d.shape_error and "does not fit" in d.shape_error
-    assert "channels" not in d["residual_0"].detail
+    assert d["residual_0"].detail.channels is None
