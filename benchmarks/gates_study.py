@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -53,12 +52,12 @@ def digits_runs(task_file: str, seed: int, quick: bool, cache: str) -> dict[str,
     from minsearch.tasks.train import fit, train_steps
 
     task = load_task(ROOT / "tasks" / task_file)
-    recipe = dataclasses.replace(task.recipe, seed=seed)
+    recipe = task.recipe.replace(seed=seed)
     if quick:
-        recipe = dataclasses.replace(recipe, parent_epochs=5, epochs=1)
-    measure = dataclasses.replace(task.measure, objectives=(
+        recipe = recipe.replace(parent_epochs=5, epochs=1)
+    measure = task.measure.replace(objectives=(
         "accuracy", "param_bytes", "latency_ms", "peak_mem_infer_bytes", "robustness"))
-    task = dataclasses.replace(task, recipe=recipe, measure=measure)
+    task = task.replace(recipe=recipe, measure=measure)
     data = load_data(task.data)
     parent, _ = load_or_train_parent(task, data, cache)
     steps_per_epoch = max(1, len(data.train) // recipe.batch_size)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -27,21 +26,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def plain_loop(run_dir: Path) -> tuple[float, int]:
     """Train and measure every trial's genome of ``run_dir`` sequentially; seconds, count."""
-    import pandas as pd
     import torch
 
     from minsearch.objectives import measure_all
     from minsearch.search.plan import load_plan
+    from minsearch.search.run_dir import RunDir
     from minsearch.search.space import genome_rules
     from minsearch.tasks.candidate import build_candidate, load_or_train_parent
     from minsearch.tasks.data import load_data
     from minsearch.tasks.train import fit
 
     torch.set_num_threads(1)
-    plan = load_plan(run_dir)
+    plan = load_plan(RunDir.open(run_dir))
     data = load_data(plan.task.data)
-    parent, _ = load_or_train_parent(plan.task, data, run_dir / "parent")  # cached: no training
-    frame = pd.read_csv(run_dir / "results.csv")
+    parent, _ = load_or_train_parent(plan.task, data, plan.run.parent_dir)  # cached: no training
+    frame = plan.run.read_results()
     genomes = [genome_rules(plan.genes, {g: row[f"gene:{g}"] for g in plan.gene_names})
                for _, row in frame.iterrows()]
     device = torch.device("cpu")
@@ -60,7 +59,9 @@ def timed_search(task_path: Path, space: str, trials: int, run_dir: Path) -> tup
                     "--space", space, "--trials", str(trials), "--out", str(run_dir),
                     "--quiet", "--cpus", "2"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
-    return wall, json.loads((run_dir / "search.json").read_text())["parent"]["seconds"]
+    from minsearch.search.run_dir import RunDir
+
+    return wall, RunDir.open(run_dir).read_settings().parent["seconds"]
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ import torch
 import yaml
 from torch import nn
 
+from minsearch.errors import UserError
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -38,22 +40,26 @@ class ModelSpec:
 def parse_model_spec(spec: str) -> ModelSpec:
     """Parse ``timm:NAME?k=v&...`` or ``package.module:factory?k=v&...``."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"A model spec must be 'timm:NAME' or 'package.module:factory', but got "
-                         f"{spec!r}.")
+        raise UserError(f"A model spec must be 'timm:NAME' or 'package.module:factory', but got "
+                        f"{spec!r}.")
     head, _, query = spec.strip().partition("?")
     kwargs: dict[str, Any] = {}
     for part in filter(None, query.split("&")):
         key, eq, value = part.partition("=")
         if not eq or not key.isidentifier():
-            raise ValueError(f"Model argument {part!r} in {spec!r} must look like key=value, "
-                             f"e.g. 'timm:resnet18?num_classes=10'.")
-        kwargs[key] = yaml.safe_load(value) if value else None
+            raise UserError(f"Model argument {part!r} in {spec!r} must look like key=value, "
+                            f"e.g. 'timm:resnet18?num_classes=10'.")
+        try:
+            kwargs[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            raise UserError(f"Model argument {part!r} in {spec!r} has a value that is not a YAML "
+                            f"scalar or list, e.g. 'depth=2' or 'channels=[16,32]'.") from None
     if head.startswith("timm:"):
         return ModelSpec("timm", head[len("timm:"):], kwargs)
     module, colon, func = head.partition(":")
     if not colon or not module or not func.isidentifier():
-        raise ValueError(f"Model spec {spec!r} is neither 'timm:NAME' nor "
-                         f"'package.module:factory'.")
+        raise UserError(f"Model spec {spec!r} is neither 'timm:NAME' nor "
+                        f"'package.module:factory'.")
     return ModelSpec("factory", head, kwargs)
 
 
@@ -67,7 +73,7 @@ def build_model(spec: str | ModelSpec, *, device: str | torch.device = "cpu") ->
         else:
             model = _build_factory(spec)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"Factory {spec.name} must return a torch.nn.Module, but returned "
+        raise UserError(f"Factory {spec.name} must return a torch.nn.Module, but returned "
                         f"{type(model).__name__}.")
     return model
 
@@ -78,17 +84,17 @@ def _build_timm(spec: ModelSpec) -> nn.Module:
     if not timm.is_model(spec.name):
         close = difflib.get_close_matches(spec.name, timm.list_models(), n=5, cutoff=0.6)
         hint = f" Close matches: {', '.join(close)}." if close else ""
-        raise ValueError(f"Unknown timm model {spec.name!r}.{hint}")
+        raise UserError(f"Unknown timm model {spec.name!r}.{hint}")
     kwargs = dict(spec.kwargs)
     kwargs.setdefault("pretrained", False)
     if kwargs["pretrained"]:
-        raise ValueError("pretrained=true is not supported: minsearch never downloads weights. "
-                         "Load your own with model.load_state_dict.")
+        raise UserError("pretrained=true is not supported: minsearch never downloads weights. "
+                        "Load your own with model.load_state_dict.")
     try:
         return timm.create_model(spec.name, **kwargs)
     except TypeError as err:
-        raise ValueError(f"timm model {spec.name!r} rejected its arguments {spec.kwargs}: "
-                         f"{err}") from None
+        raise UserError(f"timm model {spec.name!r} rejected its arguments {spec.kwargs}: "
+                        f"{err}") from None
 
 
 def _build_factory(spec: ModelSpec) -> nn.Module:
@@ -96,17 +102,18 @@ def _build_factory(spec: ModelSpec) -> nn.Module:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"Cannot import module {module_name!r} for model {spec.name!r} "
-                         f"({err}); check the name and that it is on PYTHONPATH.") from None
+        raise UserError(f"Cannot import module {module_name!r} for model {spec.name!r} "
+                        f"({err}); check the name and that it is on PYTHONPATH.") from None
     factory = getattr(module, func_name, None)
     if not callable(factory):
-        raise ValueError(f"Module {module_name!r} has no callable {func_name!r}; "
-                         f"the spec must name a function that returns an nn.Module.")
+        raise UserError(f"Module {module_name!r} has no callable {func_name!r} (model spec "
+                        f"{spec.name!r}); the spec must name a function that returns an "
+                        f"nn.Module.")
     try:
         return factory(**spec.kwargs)
     except TypeError as err:
-        raise ValueError(f"Factory {spec.name} rejected its arguments {spec.kwargs}: "
-                         f"{err}") from None
+        raise UserError(f"Factory {spec.name} rejected its arguments {spec.kwargs}: "
+                        f"{err}") from None
 
 
 def default_input_shape(spec: str | ModelSpec, batch: int = 1) -> tuple[int, ...] | None:
@@ -135,6 +142,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or any(d <= 0 for d in shape):
-        raise ValueError(f"Input shape {text!r} must be positive integers separated by commas, "
-                         f"e.g. 1,3,32,32.")
+        raise UserError(f"Input shape {text!r} must be positive integers separated by commas, "
+                        f"e.g. 1,3,32,32.")
     return shape

@@ -2,14 +2,15 @@
 
 The only module that imports ``mlflow``; it is used from the search driver only (one writer
 for the SQLite store). Every child run carries the tag ``minsearch.trial_id``; the mapping
-trial -> run is kept in ``RUN_DIR/mlflow.json`` and can always be rebuilt from those tags, so a
+trial -> run is kept in a state file (:class:`TrackingFiles`, given by the run folder) and can
+always be rebuilt from those tags, so a
 resumed search reopens a trial's run instead of opening a second one (the trap of Ray's own
 MLflow callback). :meth:`SearchTracker.finish_search` reconciles: runs of trials that the
 restored search no longer knows (started after Ray's last snapshot, before a kill) are deleted,
 every other child run ends with its trial's state.
 
-Default tracking URI: ``sqlite:///RUN_DIR/mlflow.db`` with artifacts in ``RUN_DIR/mlartifacts``;
-any URI MLflow accepts can be given instead.
+Default tracking URI: a SQLite store in the run folder, with artifacts beside it
+(:attr:`TrackingFiles.default_uri`); any URI MLflow accepts can be given instead.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+from minsearch.errors import UserError
 
 # Set after importing mlflow (it sets its own level on import): no table-creation chatter.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -31,12 +35,21 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 TRIAL_TAG = "minsearch.trial_id"
 PARENT_TAG = "mlflow.parentRunId"
-STATE_FILE = "mlflow.json"
 _END = {"COMPLETE": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED"}
 
 
-def default_tracking_uri(run_dir: str | Path) -> str:
-    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+@dataclass(frozen=True)
+class TrackingFiles:
+    """Where one search keeps its MLflow state (``RunDir.tracking`` gives them)."""
+
+    folder: Path  # the run folder, tagged on the parent run
+    state: Path  # JSON: tracking URI, experiment, parent run, trial id -> run id
+    store: Path  # the default SQLite store
+    artifacts: Path  # artifacts of the default store
+
+    @property
+    def default_uri(self) -> str:
+        return f"sqlite:///{Path(self.store).resolve()}"
 
 
 def clean_key(key: str) -> str:
@@ -53,21 +66,20 @@ class SearchTracker:
     run folder and process (building an MLflow client on SQLite costs seconds)."""
 
     @classmethod
-    def open(cls, run_dir: str | Path, tracking_uri: str | None = None) -> SearchTracker:
-        key = (str(Path(run_dir).resolve()), tracking_uri)
+    def open(cls, files: TrackingFiles, tracking_uri: str | None = None) -> SearchTracker:
+        key = (str(Path(files.state).resolve()), tracking_uri)
         if key not in _OPEN:
-            _OPEN[key] = cls(run_dir, tracking_uri)
+            _OPEN[key] = cls(files, tracking_uri)
         return _OPEN[key]
 
-    def __init__(self, run_dir: str | Path, tracking_uri: str | None = None,
+    def __init__(self, files: TrackingFiles, tracking_uri: str | None = None,
                  experiment: str = "minsearch") -> None:
         os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
-        self.run_dir = Path(run_dir)
-        self.state_path = self.run_dir / STATE_FILE
+        self.files = files
+        self.state_path = Path(files.state)
         state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
-        self.tracking_uri = tracking_uri or state.get("tracking_uri") or default_tracking_uri(
-            run_dir)
+        self.tracking_uri = tracking_uri or state.get("tracking_uri") or files.default_uri
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_id = state.get("experiment_id") or self._experiment(experiment)
         self.parent_id: str | None = state.get("parent_run_id")
@@ -79,7 +91,7 @@ class SearchTracker:
             return found.experiment_id
         location = None
         if self.tracking_uri.startswith("sqlite:"):
-            location = (self.run_dir / "mlartifacts").resolve().as_uri()
+            location = Path(self.files.artifacts).resolve().as_uri()
         return self.client.create_experiment(name, artifact_location=location)
 
     def _save(self) -> None:
@@ -95,7 +107,7 @@ class SearchTracker:
         """Create the parent run, or reopen it when resuming."""
         if self.parent_id is None:
             run = self.client.create_run(self.experiment_id, run_name=name,
-                                         tags={"minsearch.run_dir": str(self.run_dir.resolve())})
+                                         tags={"minsearch.run_dir": str(self.files.folder)})
             self.parent_id = run.info.run_id
             for key, value in params.items():
                 self.client.log_param(self.parent_id, clean_key(key), str(value)[:6000])
@@ -178,16 +190,16 @@ class SearchTracker:
         self.client.set_terminated(run_id, _END.get(state, "FINISHED"))
 
 
-def ui_command(run_dir: str | Path, port: int = 5000) -> list[str]:
-    """The ``mlflow ui`` command for a run folder, bound to 127.0.0.1."""
+def ui_command(files: TrackingFiles, port: int = 5000) -> list[str]:
+    """The ``mlflow ui`` command for a run folder's store, bound to 127.0.0.1."""
     import sys
 
-    state_path = Path(run_dir) / STATE_FILE
+    state_path = Path(files.state)
     if not state_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no {STATE_FILE}: not a minsearch run folder, or "
-                                f"its search never started tracking.")
+        raise UserError(f"{files.folder} has no {state_path.name}: its search never started "
+                        f"tracking.")
     uri = json.loads(state_path.read_text())["tracking_uri"]
     if not uri.startswith("sqlite:"):
-        raise ValueError(f"This run tracks to {uri}; open that server's UI instead.")
+        raise UserError(f"This run tracks to {uri}; open that server's UI instead.")
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
             "--host", "127.0.0.1", "--port", str(int(port))]

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from minsearch.search.run_dir import RunDir
 from minsearch.tracking import (
     PARENT_TAG,
-    STATE_FILE,
     TRIAL_TAG,
     SearchTracker,
     clean_key,
-    default_tracking_uri,
     ui_command,
 )
 
@@ -24,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
     """One SQLite store for the module (creating MLflow's tables takes seconds)."""
-    return default_tracking_uri(tmp_path_factory.mktemp("store"))
+    return RunDir(tmp_path_factory.mktemp("store")).tracking.default_uri
 
 
 @pytest.fixture
 def tracker(tmp_path, store):
-    t = SearchTracker(tmp_path, store)
+    t = SearchTracker(RunDir(tmp_path).tracking, store)
     t.start_search("search-test", {"sampler": "nsga2", "trials": 3})
     return t
 
@@ -42,11 +41,12 @@ def children(t: SearchTracker, deleted: bool = False):
 
 
 def test_default_store_is_sqlite_in_the_run_folder(tmp_path):
-    tracker = SearchTracker(tmp_path)
-    assert tracker.tracking_uri == default_tracking_uri(tmp_path)
-    assert (tmp_path / "mlflow.db").is_file()
+    files = RunDir(tmp_path).tracking
+    tracker = SearchTracker(files)
+    assert tracker.tracking_uri == files.default_uri == f"sqlite:///{files.store.resolve()}"
+    assert files.store.is_file() and files.store.parent == tmp_path
     experiment = MlflowClient(tracker.tracking_uri).get_experiment(tracker.experiment_id)
-    assert experiment.artifact_location.startswith((tmp_path / "mlartifacts").as_uri())
+    assert experiment.artifact_location.startswith(files.artifacts.resolve().as_uri())
 
 
 def test_child_runs_carry_params_metrics_and_end_state(tracker):
@@ -77,12 +77,12 @@ def test_failed_trial_run_keeps_its_reason(tracker):
 def test_resume_reopens_runs_instead_of_duplicating(tmp_path, tracker):
     first = tracker.trial_run("t1", {"norm": "dyt"})
     parent = tracker.parent_id
-    resumed = SearchTracker(tmp_path)  # a new driver process: the URI comes from mlflow.json
+    resumed = SearchTracker(RunDir(tmp_path).tracking)  # a new driver: URI from the state file
     assert resumed.start_search("search-test", {}) == parent
     assert resumed.trial_run("t1", {"norm": "dyt"}) == first
-    (tmp_path / STATE_FILE).write_text(
-        (tmp_path / STATE_FILE).read_text().replace('"t1"', '"gone"'))  # mapping lost t1
-    again = SearchTracker(tmp_path)
+    state = RunDir(tmp_path).tracking.state
+    state.write_text(state.read_text().replace('"t1"', '"gone"'))  # mapping lost t1
+    again = SearchTracker(RunDir(tmp_path).tracking)
     assert again.tracking_uri == tracker.tracking_uri
     assert again.trial_run("t1", {"norm": "dyt"}) == first  # found by its tag
     assert len(children(again)) == 1
@@ -111,7 +111,7 @@ def test_keys_are_made_valid_for_mlflow():
 
 
 def test_ui_binds_loopback(tmp_path, tracker):
-    command = ui_command(tmp_path, 5123)
+    command = ui_command(RunDir(tmp_path).tracking, 5123)
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[-1] == "5123"
 

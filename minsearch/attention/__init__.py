@@ -7,9 +7,9 @@
 - :mod:`~minsearch.attention.sdpa`: ``LowpSDPA``, the SDPA drop-in that picks the path;
 - :mod:`~minsearch.attention.timm_attention`, :mod:`~minsearch.attention.mha`,
   :mod:`~minsearch.attention.fx_sdpa`: replacements for the three kinds of attention site;
-- :mod:`~minsearch.attention.cost`: bytes of the attention working set per precision.
-
-The fused Triton kernel lives in :mod:`minsearch.kernels.attention_triton` (imports triton).
+- :mod:`~minsearch.attention.cost`: bytes of the attention working set per precision;
+- :mod:`~minsearch.attention.triton_kernel`: the fused Triton kernel (imports triton: never
+  imported here, only by ``LowpSDPA`` when it runs on CUDA).
 """
 
 from minsearch.attention.mha import LowpMultiheadAttention

@@ -21,6 +21,7 @@ from torch import fx, nn
 
 from minsearch.attention.sdpa import LowpSDPA
 from minsearch.attention.spec import AttnSpec
+from minsearch.errors import UserError
 
 _HEAD_ATTRS = ("num_heads", "n_head", "n_heads", "heads", "num_attention_heads")
 
@@ -92,14 +93,14 @@ def swap_sdpa(old: nn.Module, spec: AttnSpec) -> tuple[fx.GraphModule, list[str]
     try:
         graph, train_graph = _trace(old, training=False), _trace(old, training=True)
     except Exception as e:  # FX raises many types; say which module and why
-        raise ValueError(f"Could not trace {type(old).__name__} with torch.fx to find its "
-                         f"scaled_dot_product_attention calls ({type(e).__name__}: {e}); keep "
-                         f"this site (option 'keep').") from e
+        raise UserError(f"Could not trace {type(old).__name__} with torch.fx to find its "
+                        f"scaled_dot_product_attention calls ({type(e).__name__}: {e}); keep "
+                        f"this site (option 'keep').") from e
     nodes, train_nodes = _sdpa_nodes(graph), _sdpa_nodes(train_graph)
     if not nodes:
-        raise ValueError(f"{type(old).__name__}.forward has no F.scaled_dot_product_attention "
-                         f"call (it may compute softmax(q @ k^T) by hand, as Swin and LeViT do); "
-                         f"only 'keep' applies to this site.")
+        raise UserError(f"{type(old).__name__}.forward has no F.scaled_dot_product_attention "
+                        f"call (it may compute softmax(q @ k^T) by hand, as Swin and LeViT do); "
+                        f"only 'keep' applies to this site.")
     gm = fx.GraphModule(old, graph, class_name=f"Lowp{type(old).__name__}")
     heads = _num_heads(old)
     replaced = []

@@ -9,6 +9,7 @@ from torch import nn
 from minsearch.attention import reference
 from minsearch.attention.sdpa import LowpSDPA
 from minsearch.attention.spec import AttnSpec
+from minsearch.errors import UserError
 
 
 def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -31,10 +32,10 @@ class LowpMultiheadAttention(nn.Module):
     def __init__(self, spec: AttnSpec, old: nn.MultiheadAttention) -> None:
         super().__init__()
         if old.bias_k is not None or old.add_zero_attn:
-            raise ValueError(f"LowpMultiheadAttention does not support add_bias_kv or "
-                             f"add_zero_attn, but the module has bias_k="
-                             f"{old.bias_k is not None}, add_zero_attn={old.add_zero_attn}; keep "
-                             f"this site (option 'keep').")
+            raise UserError(f"LowpMultiheadAttention does not support add_bias_kv or "
+                            f"add_zero_attn, but the module has bias_k="
+                            f"{old.bias_k is not None}, add_zero_attn={old.add_zero_attn}; keep "
+                            f"this site (option 'keep').")
         self.embed_dim, self.num_heads, self.head_dim = old.embed_dim, old.num_heads, old.head_dim
         self.batch_first = old.batch_first
         self.dropout = old.dropout

@@ -5,7 +5,7 @@ It owns the learned per-head scale of binary/ternary P and picks the path:
 - fp32 Q·K^T and P·V: ``F.scaled_dot_product_attention`` itself;
 - training, or any call that needs gradients, masks the kernels lack, or dropout: the fake-quant
   reference (:mod:`minsearch.attention.reference`), with straight-through gradients;
-- inference on CUDA: the fused Triton kernel (:mod:`minsearch.kernels.attention_triton`);
+- inference on CUDA: the fused Triton kernel (:mod:`minsearch.attention.triton_kernel`);
 - inference on CPU with ``qk="int8"``: real int8 matmuls (:mod:`minsearch.attention.cpu_int8`).
 """
 
@@ -19,6 +19,7 @@ from torch import nn
 
 from minsearch.attention import cpu_int8, reference
 from minsearch.attention.spec import AttnSpec
+from minsearch.errors import UserError
 
 
 class LowpSDPA(nn.Module):
@@ -57,7 +58,7 @@ class LowpSDPA(nn.Module):
         if grad or dropout_p > 0.0:
             return "reference"
         if q.is_cuda and attn_mask is None and not self._triton_failed:
-            from minsearch.kernels.attention_triton import fp8_supported
+            from minsearch.attention.triton_kernel import fp8_supported
 
             if "fp8" not in (self.spec.qk, self.spec.pv) or fp8_supported(q.device):
                 return "triton"
@@ -78,9 +79,9 @@ class LowpSDPA(nn.Module):
                                              is_causal, scale, enable_gqa)
         if path == "triton":
             if attn_mask is not None or dropout_p > 0.0:
-                raise ValueError("The Triton attention kernel supports neither attn_mask nor "
-                                 "dropout; use kernel='auto', which falls back to the reference.")
-            from minsearch.kernels.attention_triton import triton_attention
+                raise UserError("The Triton attention kernel supports neither attn_mask nor "
+                                "dropout; use kernel='auto', which falls back to the reference.")
+            from minsearch.attention.triton_kernel import triton_attention
 
             k, v = reference.expand_kv(q, k, v, enable_gqa)
             try:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from minsearch.errors import UserError
+
 QK_FORMATS = ("fp32", "bf16", "fp8", "int8")
 PV_FORMATS = ("fp32", "bf16", "fp8", "int8", "binary", "ternary")
 SCALES = ("head", "block")
@@ -44,8 +46,8 @@ P_SCALE_INIT = {"binary": 1.0, "ternary": 0.5}
 
 def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"Attention precision `{field}` must be one of {', '.join(allowed)}, "
-                         f"but got {field}={value!r}.")
+        raise UserError(f"Attention precision `{field}` must be one of {', '.join(allowed)}, "
+                        f"but got {field}={value!r}.")
 
 
 @dataclass(frozen=True)
@@ -83,24 +85,28 @@ class AttnSpec:
         _choice("p_norm", self.p_norm, P_NORMS)
         _choice("kernel", self.kernel, KERNELS)
         if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
-            raise ValueError(f"Attention `block` (tokens per scale block) must be a positive "
-                             f"integer, but got block={self.block!r}; 64 or 128 are usual.")
+            raise UserError(f"Attention `block` (tokens per scale block) must be a positive "
+                            f"integer, but got block={self.block!r}; 64 or 128 are usual.")
         if not isinstance(self.smooth_k, bool):
-            raise TypeError(f"Attention `smooth_k` must be true or false, but got "
+            raise UserError(f"Attention `smooth_k` must be true or false, but got "
                             f"smooth_k={self.smooth_k!r}.")
         if self.p_scale_init is not None:
+            if isinstance(self.p_scale_init, bool) or not isinstance(self.p_scale_init,
+                                                                      (int, float)):
+                raise UserError(f"`p_scale_init` must be a number in (0, 1], but got "
+                                f"p_scale_init={self.p_scale_init!r}.")
             if self.pv not in LEVELS:
-                raise ValueError(f"`p_scale_init` sets the learned scale of binary/ternary P, but "
-                                 f"pv={self.pv!r}; drop p_scale_init or use pv='binary'.")
+                raise UserError(f"`p_scale_init` sets the learned scale of binary/ternary P, but "
+                                f"pv={self.pv!r}; drop p_scale_init or use pv='binary'.")
             if not 0.0 < float(self.p_scale_init) <= 1.0:
-                raise ValueError(f"`p_scale_init` must lie in (0, 1] (P~ <= 1), but got "
-                                 f"p_scale_init={self.p_scale_init!r}.")
+                raise UserError(f"`p_scale_init` must lie in (0, 1] (P~ <= 1), but got "
+                                f"p_scale_init={self.p_scale_init!r}.")
         if self.p_norm == "quantized" and self.pv not in LEVELS:
-            raise ValueError(f"p_norm='quantized' applies to binary/ternary P only, but "
-                             f"pv={self.pv!r}; use p_norm='exact'.")
+            raise UserError(f"p_norm='quantized' applies to binary/ternary P only, but "
+                            f"pv={self.pv!r}; use p_norm='exact'.")
         if self.kernel == "int8mm" and self.qk != "int8":
-            raise ValueError(f"kernel='int8mm' runs Q·K^T with torch._int_mm and needs qk='int8', "
-                             f"but got qk={self.qk!r}; use kernel='auto'.")
+            raise UserError(f"kernel='int8mm' runs Q·K^T with torch._int_mm and needs qk='int8', "
+                            f"but got qk={self.qk!r}; use kernel='auto'.")
 
     @property
     def learned_p_scale(self) -> bool:

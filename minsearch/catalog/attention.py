@@ -135,8 +135,8 @@ def lowp_attention(config: AttnSpec, site: Any, old: nn.Module) -> nn.Module:
         return LowpAttention.from_module(old, spec)
     if site.detail.impl == "matmul":
         raise UserError(f"Attention site {site.name!r} computes softmax(q @ k^T) by hand "
-                         f"(impl='matmul'); precision options need an SDPA call, timm Attention "
-                         f"or nn.MultiheadAttention. Use 'keep' for this site.")
+                        f"(impl='matmul'); precision options need an SDPA call, timm Attention "
+                        f"or nn.MultiheadAttention. Use 'keep' for this site.")
     return swap_sdpa(old, spec)[0]
 
 

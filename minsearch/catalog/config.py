@@ -40,14 +40,14 @@ class OptionConfig:
 
         if not isinstance(data, dict) or "type" not in data:
             raise UserError(f"An option config must be a mapping with a 'type' key such as "
-                             f"'norm/dyt', but got {data!r}.")
+                            f"'norm/dyt', but got {data!r}.")
         kind, _, name = str(data["type"]).partition("/")
         option = get_option(kind, name)
         version = data.get("version", option.config_cls.version)
         if version != option.config_cls.version:
             raise UserError(f"Option {data['type']!r} is stored at version {version}, but this "
-                             f"minsearch reads version {option.config_cls.version}; re-run the "
-                             f"search or convert the genome.")
+                            f"minsearch reads version {option.config_cls.version}; re-run the "
+                            f"search or convert the genome.")
         fields = {k: v for k, v in data.items() if k not in ("type", "version")}
         return option.make_config(**fields)
 

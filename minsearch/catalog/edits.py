@@ -22,7 +22,7 @@ from torch import nn
 
 
 @dataclass(frozen=True)
-class Swap:
+class _PutModule:
     target: str
     module: nn.Module
 
@@ -30,13 +30,12 @@ class Swap:
         return type(self.module).__name__
 
 
-@dataclass(frozen=True)
-class ReplaceOp:
-    target: str
-    module: nn.Module
+class Swap(_PutModule):
+    """The module at ``target`` is replaced by ``module``."""
 
-    def describe(self) -> str:
-        return type(self.module).__name__
+
+class ReplaceOp(_PutModule):
+    """The graph op of site ``target`` becomes a call of ``module``."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class DyTConfig(OptionConfig):
     def __post_init__(self):
         if not self.alpha_init > 0:
             raise UserError(f"`alpha_init > 0` must hold for dyt, but got "
-                             f"alpha_init={self.alpha_init}; the paper uses 0.5 to 1.0.")
+                            f"alpha_init={self.alpha_init}; the paper uses 0.5 to 1.0.")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class FrozenConfig(OptionConfig):
     def __post_init__(self):
         if not 0.0 <= self.momentum <= 1.0:
             raise UserError(f"`0 <= momentum <= 1` must hold for frozen, but got "
-                             f"momentum={self.momentum}.")
+                            f"momentum={self.momentum}.")
 
 
 @register_option(IdentityNorm)

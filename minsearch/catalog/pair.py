@@ -36,7 +36,7 @@ class AGU(OptionConfig):
             raise UserError(f"Gate mode {self.mode!r} is not one of {', '.join(GATE_MODES)}.")
         if not self.alpha_init > 0:
             raise UserError(f"`alpha_init > 0` must hold for {self.name}, but got "
-                             f"alpha_init={self.alpha_init}.")
+                            f"alpha_init={self.alpha_init}.")
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ class Option:
         unknown = sorted(set(fields) - known)
         if unknown:
             raise UserError(f"Option '{self.kind}/{self.name}' has no parameter "
-                             f"{', '.join(map(repr, unknown))}; known: "
-                             f"{', '.join(sorted(known)) or 'none'}.")
+                            f"{', '.join(map(repr, unknown))}; known: "
+                            f"{', '.join(sorted(known)) or 'none'}.")
         return self.config_cls(**fields)
 
 
@@ -132,7 +132,7 @@ def get_option(kind: str, name: str) -> Option:
         if kind not in known_kinds:
             raise UserError(f"Unknown site kind {kind!r}; known: {', '.join(known_kinds)}.")
         raise UserError(f"Unknown option {name!r} for {kind}; known: "
-                         f"{', '.join(options_for(kind))}.")
+                        f"{', '.join(options_for(kind))}.")
     return option
 
 
@@ -156,4 +156,4 @@ def parse_option(kind: str, spec: str | dict[str, Any] | OptionConfig) -> Option
             fields = {k: v for k, v in spec.items() if k != "name"}
             return get_option(kind, str(spec["name"])).make_config(**fields)
     raise UserError(f"An option must be a name such as 'keep' or a mapping with 'name' "
-                     f"(and parameters), but got {spec!r}.")
+                    f"(and parameters), but got {spec!r}.")

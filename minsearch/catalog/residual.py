@@ -65,7 +65,7 @@ class LayerScale(OptionConfig):
     def __post_init__(self):
         if not self.init > 0:
             raise UserError(f"`init > 0` must hold for layerscale, but got init={self.init}; "
-                             f"use rezero for a zero start.")
+                            f"use rezero for a zero start.")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _has_channels(site) -> bool:
 def _layerscale(config: LayerScale, site, old) -> list[Edit]:
     if not _has_channels(site):
         raise UserError(f"layerscale at {site.name} needs the residual's channel count; pass "
-                         f"an example input (--input-shape) so shapes can be propagated.")
+                        f"an example input (--input-shape) so shapes can be propagated.")
     return [ReplaceOp(site.name, ResidualScale(config.init, site.detail.channels,
                                                site.detail.channel_dim))]
 

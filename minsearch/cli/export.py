@@ -18,9 +18,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minsearch.search.export import export_trial
+    from pathlib import Path
 
-    path = export_trial(args.run_dir, args.trial, args.out)
+    from minsearch.search.export import export_trial
+    from minsearch.search.plan import load_plan
+    from minsearch.search.run_dir import RunDir
+
+    plan = load_plan(RunDir.open(args.run_dir))
+    path = export_trial(plan, plan.run.read_results(), args.trial, Path(args.out))
     print(f"wrote {path}; load it with: from minsearch.tasks.candidate import load_candidate; "
           f"model = load_candidate({str(path)!r})")
     return 0

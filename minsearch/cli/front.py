@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -16,38 +15,28 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def front_json(run_dir: str | Path) -> dict:
-    from minsearch.search.results import FRONT_JSON, read_results
-
-    run_dir = Path(run_dir)
-    frame = read_results(run_dir)
-    summary = json.loads((run_dir / FRONT_JSON).read_text())
+def front_json(frame, summary: dict) -> dict:
+    """The front summary with each member's genes and objectives (``--json``)."""
     genes = [c for c in frame.columns if c.startswith("gene:")]
     members = []
-    for _, row in frame[frame["pareto"].astype(str).str.lower() == "true"].iterrows():
-        members.append({"trial_id": str(row["trial_id"]),
-                        "baseline": str(row["baseline"]).lower() == "true",
+    for _, row in frame[frame["pareto"]].iterrows():
+        members.append({"trial_id": str(row["trial_id"]), "baseline": bool(row["baseline"]),
                         "genes": {g[5:]: str(row[g]) for g in genes},
                         "objectives": {k: float(row[k]) for k in summary["directions"]}})
     return {**summary, "front": members}
 
 
-def print_front(run_dir: str | Path) -> None:
+def print_front(run_dir, frame, summary: dict) -> None:
+    """The front table of a run (``frame``: its results, ``summary``: its front summary)."""
     from rich.console import Console
 
     from minsearch.search.display import front_table, summary_line
-    from minsearch.search.results import read_results
 
-    run_dir = Path(run_dir)
-    frame = read_results(run_dir)
-    frame["pareto"] = frame["pareto"].astype(str).str.lower() == "true"
-    frame["baseline"] = frame["baseline"].astype(str).str.lower() == "true"
-    summary = json.loads((run_dir / "front.json").read_text())
     console = Console()
     if not console.is_terminal:
         console.width = 160  # piped or logged: do not squeeze the table into 80 columns
     counts = frame["state"].value_counts().to_dict()
-    console.print(f"run folder: {run_dir}  ·  trials: "
+    console.print(f"run folder: {run_dir.path}  ·  trials: "
                   + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
     console.print(front_table(frame, summary["directions"], "Pareto front (feasible trials)",
                               limit=50))
@@ -55,8 +44,12 @@ def print_front(run_dir: str | Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minsearch.search.run_dir import RunDir
+
+    run_dir = RunDir.open(args.run_dir)
+    frame, summary = run_dir.read_results(), run_dir.read_front_summary()
     if args.json:
-        print(json.dumps(front_json(args.run_dir), indent=2, default=float))
+        print(json.dumps(front_json(frame, summary), indent=2, default=float))
     else:
-        print_front(args.run_dir)
+        print_front(run_dir, frame, summary)
     return 0

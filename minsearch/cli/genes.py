@@ -21,13 +21,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="example input shape, for shapes of residual sites (default: timm's "
                         "input size, batch 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per site")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (a site kind or options it registers are listed "
+                        "too); repeatable")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from minsearch.errors import UserError
     from minsearch.models import build_model, default_input_shape, parse_model_spec, parse_shape
+    from minsearch.plugins import load_plugins
     from minsearch.sites import find_sites
 
+    load_plugins(args.plugin)
     spec = parse_model_spec(args.model)
     shape = parse_shape(args.input_shape) if args.input_shape else default_input_shape(spec)
     start = time.perf_counter()
@@ -35,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     discovery = find_sites(model, shape)
     seconds = time.perf_counter() - start
     if discovery.shape_error and args.input_shape:
-        raise ValueError(f"{discovery.shape_error}; pass the shape the model takes, e.g. "
-                         f"--input-shape 1,3,32,32.")
+        raise UserError(f"{discovery.shape_error}; pass the shape the model takes, e.g. "
+                        f"--input-shape 1,3,32,32.")
     if args.json:
         json.dump({"model": str(spec), "input_shape": shape,
                    "sites": [s.to_json() for s in discovery.sites],

@@ -9,7 +9,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("report", help="the prunable-components report of a run",
                               description="Per gene option: effect on every objective (marginal "
                                           "means, Optuna importances) and whether it stays "
-                                          "within the allowed accuracy drop. Writes report.md "
+                                          "within the task's limit on its first objective "
+                                          "(accuracy drop, loss increase). Writes report.md "
                                           "and report.json into the run folder.")
     p.add_argument("run_dir")
     p.set_defaults(func=run)
@@ -19,8 +20,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from minsearch.report import write_report
+    from minsearch.search.plan import load_plan
+    from minsearch.search.report import report_run
+    from minsearch.search.run_dir import RunDir
 
-    path = write_report(args.run_dir)
+    path = report_run(load_plan(RunDir.open(args.run_dir)))
     Console().print(Markdown(path.read_text()))
     return 0

@@ -20,8 +20,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from minsearch.cli.front import print_front
     from minsearch.search.controller import resume_search
+    from minsearch.search.run_dir import RunDir
 
-    run_dir = resume_search(args.run_dir, address=args.address, num_cpus=args.cpus,
-                            live=not args.quiet)
-    print_front(run_dir)
+    outcome = resume_search(RunDir.open(args.run_dir), address=args.address,
+                            num_cpus=args.cpus, live=not args.quiet)
+    print_front(outcome.run, outcome.frame, outcome.summary)
     return 0

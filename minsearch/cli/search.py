@@ -25,9 +25,15 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from minsearch.cli.front import print_front
     from minsearch.search.controller import run_search
+    from minsearch.search.plan import check_inputs
+    from minsearch.search.run_dir import RunDir
 
-    run_dir = run_search(args.task, args.space, out=args.out, trials=args.trials,
-                         address=args.address, num_cpus=args.cpus, live=not args.quiet,
-                         tracking_uri=args.tracking_uri)
-    print_front(run_dir)
+    if args.out is not None:
+        RunDir.new(args.out)  # a mistaken --out is found before the checks that take seconds
+    inputs = check_inputs(args.task, args.space, trials=args.trials,
+                          local=args.address is None)
+    run_dir = RunDir.new(args.out or RunDir.default_path(inputs.task.name))
+    outcome = run_search(inputs, run_dir, address=args.address, num_cpus=args.cpus,
+                         live=not args.quiet, tracking_uri=args.tracking_uri)
+    print_front(outcome.run, outcome.frame, outcome.summary)
     return 0

@@ -20,9 +20,10 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import subprocess
 
+    from minsearch.search.run_dir import RunDir
     from minsearch.tracking import ui_command
 
-    command = ui_command(args.run_dir, args.port)
+    command = ui_command(RunDir(args.run_dir).tracking, args.port)  # its store is enough
     print(" ".join(command))
     if args.dry_run:
         return 0

@@ -38,6 +38,8 @@ import torch
 import triton
 import triton.language as tl
 
+from minsearch.errors import UserError
+
 
 @triton.jit
 def _tanh(z):
@@ -190,9 +192,9 @@ def _check_device(*tensors: torch.Tensor) -> None:
     interpreted = type(_squash_fwd).__name__ == "InterpretedFunction"
     for t in tensors:
         if t.device.type != "cuda" and not interpreted:
-            raise ValueError(f"The Triton gate kernels run on CUDA tensors, or on CPU when "
-                             f"TRITON_INTERPRET=1 was set before {__name__} was imported; got "
-                             f"a tensor on {t.device}. Use kernel='torch' (or 'auto').")
+            raise UserError(f"The Triton gate kernels run on CUDA tensors, or on CPU when "
+                            f"TRITON_INTERPRET=1 was set before {__name__} was imported; got "
+                            f"a tensor on {t.device}. Use kernel='torch' (or 'auto').")
 
 
 class _Squash(torch.autograd.Function):

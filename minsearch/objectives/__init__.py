@@ -3,16 +3,22 @@
 Registered: ``accuracy``, ``robustness`` (max); ``loss``, ``loss_p99``, ``noisy_loss``,
 ``param_bytes``, ``flops``, ``latency_ms``, ``train_step_ms``, ``peak_mem_infer_bytes``,
 ``peak_mem_train_bytes`` (min).
+
+:func:`check_task` checks a task's objective and corruption names against the registries (and
+that each objective fits the data); :func:`~minsearch.objectives.constraint.directions` gives
+each objective's direction, :class:`~minsearch.objectives.constraint.Constraint` the allowed
+worsening of the first.
 """
 
 from minsearch.objectives.base import (
     MeasureContext,
     Objective,
+    check_task,
     get_objective,
     objective_names,
     register_objective,
 )
 from minsearch.objectives.measure import measure_all
 
-__all__ = ["MeasureContext", "Objective", "get_objective", "measure_all", "objective_names",
-           "register_objective"]
+__all__ = ["MeasureContext", "Objective", "check_task", "get_objective", "measure_all",
+           "objective_names", "register_objective"]

@@ -7,8 +7,8 @@ a finite float. It may use :attr:`MeasureContext.cache` to share work with other
 ends FAILED with the objective's name in its reason, never with a NaN.
 
 ``kinds`` names the data kinds an objective can measure (``image``, ``text``: see
-:class:`~minsearch.tasks.data.DataKind`); a task that asks for one on other data is refused
-when it is loaded.
+:class:`~minsearch.tasks.data.DataKind`); :func:`check_task` refuses a task that asks for one
+on other data (the search runs it before it starts, :func:`measure_all` before it measures).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from minsearch.errors import UserError
 from minsearch.tasks.config import TaskConfig
 from minsearch.tasks.data import DataKind
 
@@ -82,9 +83,25 @@ def get_objective(name: str) -> Objective:
     if cls is None:
         close = difflib.get_close_matches(str(name), _OBJECTIVES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown objective {name!r}; known: "
-                         f"{', '.join(sorted(_OBJECTIVES))}.{hint}")
+        raise UserError(f"Unknown objective {name!r}; known: "
+                        f"{', '.join(sorted(_OBJECTIVES))}.{hint}")
     return cls()
+
+
+def check_task(task: TaskConfig) -> None:
+    """Check a task's names against the registries: every objective and corruption exists,
+    and every objective measures the task's kind of data. Raises :class:`UserError`."""
+    from minsearch.objectives.corruptions import get_corruption
+
+    objectives = {name: get_objective(name) for name in task.measure.objectives}
+    kind = task.data.kind
+    wrong = [name for name, objective in objectives.items() if kind not in objective.kinds]
+    if wrong:
+        raise UserError(f"Objective(s) {wrong} do not measure {kind} data (`dataset: "
+                        f"{task.data.dataset}`); remove them (for text: loss, loss_p99, "
+                        f"noisy_loss).")
+    for name in task.measure.corruptions:
+        get_corruption(name)
 
 
 def measure_batch(ctx: MeasureContext, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from minsearch.errors import UserError
+
 Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 _CORRUPTIONS: dict[str, Corruption] = {}
 
@@ -86,6 +88,6 @@ def get_corruption(name: str) -> Corruption:
     if fn is None:
         close = difflib.get_close_matches(str(name), _CORRUPTIONS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown corruption {name!r}; known: "
-                         f"{', '.join(_CORRUPTIONS)}.{hint}")
+        raise UserError(f"Unknown corruption {name!r}; known: "
+                        f"{', '.join(_CORRUPTIONS)}.{hint}")
     return fn

@@ -23,7 +23,7 @@ from torch import nn
 
 from minsearch.objectives.base import MeasureContext, Objective, register_objective
 from minsearch.tasks.data import Corrupt, DataKind
-from minsearch.tasks.train import example_cross_entropy
+from minsearch.text.metrics import example_cross_entropy
 
 NOISE_SEED = zlib.crc32(b"noisy_loss")
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from minsearch.objectives.base import MeasureContext, get_objective
+from minsearch.objectives.base import MeasureContext, check_task, get_objective
 from minsearch.tasks.config import TaskConfig
 from minsearch.tasks.data import TaskData
 from minsearch.tasks.train import Diverged
@@ -17,7 +17,9 @@ def measure_all(model: nn.Module, data: TaskData, task: TaskConfig,
                 device: torch.device) -> tuple[dict[str, float], dict]:
     """``{objective: value}`` in the task's order, plus extras (per-corruption accuracies).
 
-    Raises :class:`Diverged` naming the objective when a value is not finite."""
+    Raises :class:`Diverged` naming the objective when a value is not finite, and
+    :class:`~minsearch.errors.UserError` when the task names what is not registered."""
+    check_task(task)
     ctx = MeasureContext(model=model, data=data, task=task, device=device)
     values: dict[str, float] = {}
     for name in task.measure.objectives:

@@ -3,44 +3,41 @@
 Ray pickles the run config (with this callback) into the experiment folder and unpickles it
 on ``Tuner.restore``, so the callback pickles only its settings; the tracker, the records and
 the live view are (re)built in :meth:`SearchCallback.setup`, which Ray calls at the start of
-every ``fit``. Records are persisted to ``RUN_DIR/trials.json`` and ``results.csv`` after every
+every ``fit``. Records and the results table are written to the run folder after every
 finished trial, so ``minsearch front`` works on a running or killed search.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
+from minsearch.objectives.constraint import Constraint
 from minsearch.search.results import (
     TrialRecord,
     front_summary,
     record_from_result,
     results_frame,
     trial_number,
-    write_results,
 )
+from minsearch.search.run_dir import RunDir
 
-RECORDS = "trials.json"
 _LIVE_STATES = {"RUNNING": "RUNNING", "PENDING": "PENDING", "PAUSED": "PENDING"}
 
 
 class SearchCallback(Callback):
-    def __init__(self, run_dir: str | Path, directions: dict[str, str], gene_names: list[str],
+    def __init__(self, run: RunDir, directions: dict[str, str], gene_names: list[str],
                  baseline: dict[str, str], total: int, concurrency: int,
-                 max_accuracy_drop: float | None, tracking_uri: str | None,
-                 live: bool = True) -> None:
-        self.run_dir = str(Path(run_dir).resolve())
+                 constraint: Constraint, tracking_uri: str | None, live: bool = True) -> None:
+        self.run = RunDir(run.path.resolve())
         self.directions = dict(directions)
         self.gene_names = list(gene_names)
         self.baseline = dict(baseline)
         self.total = total
         self.concurrency = concurrency
-        self.max_drop = max_accuracy_drop
+        self.constraint = constraint
         self.tracking_uri = tracking_uri
         self.live = live
         self._runtime: dict[str, Any] = {}
@@ -59,17 +56,14 @@ class SearchCallback(Callback):
     def setup(self, **info: Any) -> None:
         from minsearch.tracking import SearchTracker
 
-        path = Path(self.run_dir, RECORDS)
-        records = {}
-        if path.is_file():
-            records = {r["trial_id"]: TrialRecord(**r) for r in json.loads(path.read_text())}
+        records = {r.trial_id: r for r in self.run.read_records()}  # a resumed search's
         self._runtime = {"records": records, "last_draw": 0.0,
-                         "tracker": SearchTracker.open(self.run_dir, self.tracking_uri)}
+                         "tracker": SearchTracker.open(self.run.tracking, self.tracking_uri)}
         if self.live:
             from minsearch.search.display import LiveView
 
             view = LiveView(self.total, self.concurrency, self.directions, self.gene_names,
-                            self.max_drop)
+                            self.constraint)
             view.start()
             self._runtime["view"] = view
 
@@ -149,9 +143,6 @@ class SearchCallback(Callback):
 
     def persist(self) -> None:
         records = list(self.records.values())
-        path = Path(self.run_dir, RECORDS)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([r.__dict__ for r in records], indent=1))
-        tmp.replace(path)
-        frame = results_frame(records, self.gene_names, self.directions, self.max_drop)
-        write_results(self.run_dir, frame, front_summary(frame, self.directions))
+        self.run.write_records(records)
+        frame = results_frame(records, self.gene_names, self.directions, self.constraint)
+        self.run.write_results(frame, front_summary(frame, self.directions))

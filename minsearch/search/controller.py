@@ -17,16 +17,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from minsearch.search.plan import Plan, load_plan, new_plan
-
-TUNE_DIR = "tune"
+from minsearch.search.finish import Outcome, finish_search
+from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
+from minsearch.search.run_dir import RunDir
 
 
 def _set_env(local: bool) -> None:
@@ -43,8 +42,9 @@ def _set_env(local: bool) -> None:
 
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None,
-                run_dir: Path | None = None) -> Iterator[None]:
-    """``ray.init`` (local on 127.0.0.1, or joining ``address``) ... ``ray.shutdown``."""
+                driver_file: Path | None = None) -> Iterator[None]:
+    """``ray.init`` (local on 127.0.0.1, or joining ``address``) ... ``ray.shutdown``. The
+    driver's processes are recorded in ``driver_file`` (for resume)."""
     _set_env(local=address is None)
     import ray
 
@@ -59,10 +59,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         ray.init(**kwargs)
     else:
         ray.init(address=address, **kwargs)
-    if run_dir is not None:
+    if driver_file is not None:
         from minsearch.search.processes import record_driver
 
-        record_driver(run_dir)
+        record_driver(driver_file)
     try:
         yield
     finally:
@@ -70,14 +70,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
 
 
 def _payload(plan: Plan, parent_state: dict | None) -> dict[str, Any]:
-    # Two test hooks, off unless set: MINSEARCH_FAIL_WHEN='{"gene": "label"}' makes matching
-    # trials raise; MINSEARCH_TRIAL_LOG=FILE logs every training run (to prove none repeats).
-    fail_when = os.environ.get("MINSEARCH_FAIL_WHEN")
     return {"task": plan.task.to_flat(), "genes": [g.to_json() for g in plan.genes],
-            "parent_state": parent_state,
-            "threads": max(1, int(plan.task.resources.cpus_per_trial)),
-            "fail_when": json.loads(fail_when) if fail_when else None,
-            "trial_log": os.environ.get("MINSEARCH_TRIAL_LOG")}
+            "plugins": list(plan.space.plugins), "parent_state": parent_state,
+            "threads": max(1, int(plan.task.resources.cpus_per_trial))}
 
 
 def _trainable(plan: Plan, parent_state: dict | None):
@@ -102,7 +97,7 @@ def _parent(plan: Plan) -> dict | None:
 
     data = load_data(plan.task.data)
     torch.set_num_threads(max(1, int(plan.task.resources.cpus_per_trial)))  # as a trial has
-    state, info = load_or_train_parent(plan.task, data, plan.run_dir / "parent",
+    state, info = load_or_train_parent(plan.task, data, plan.run.parent_dir,
                                        resolve_device(plan.task.recipe.device))
     plan.save_settings(parent=info)
     return state
@@ -113,28 +108,27 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
     from ray.tune.schedulers import ASHAScheduler
 
     from minsearch.search.callbacks import SearchCallback
-    from minsearch.search.searcher import MinsearchSearch
+    from minsearch.search.searcher import GenomeSearcher
 
-    directions = plan.directions
-    drop = plan.task.measure.max_worsening  # max_accuracy_drop, or max_loss_increase
-    searcher = MinsearchSearch(plan.genes, plan.space, list(directions),
-                               list(directions.values()), plan.run_dir, drop)
+    searcher = GenomeSearcher(plan.genes, plan.space, plan.directions, plan.constraint,
+                              plan.run.storage_url)
     scheduler = None
     if plan.space.asha_grace_epochs:
         scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
                                   max_t=plan.task.recipe.epochs,
                                   grace_period=plan.space.asha_grace_epochs,
                                   stop_last_trials=False)
-    callback = SearchCallback(plan.run_dir, directions, plan.gene_names, plan.baseline,
-                              plan.space.trials, plan.task.resources.max_concurrent, drop,
-                              tracking_uri, live=live)
+    callback = SearchCallback(plan.run, plan.directions, plan.gene_names, plan.baseline,
+                              plan.space.trials, plan.task.resources.max_concurrent,
+                              plan.constraint, tracking_uri, live=live)
     return tune.Tuner(
         _trainable(plan, parent_state),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=plan.space.trials,
                                     max_concurrent_trials=plan.task.resources.max_concurrent,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(plan.run_dir.resolve()),
+        run_config=tune.RunConfig(name=plan.run.tune_dir.name,
+                                  storage_path=str(plan.run.tune_dir.parent.resolve()),
                                   verbose=0, callbacks=[callback],
                                   failure_config=tune.FailureConfig(max_failures=1),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
@@ -143,61 +137,55 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
 def _start_tracking(plan: Plan, tracking_uri: str | None) -> None:
     from minsearch.tracking import SearchTracker
 
-    tracker = SearchTracker.open(plan.run_dir, tracking_uri)
+    tracker = SearchTracker.open(plan.run.tracking, tracking_uri)
     params = {"task": plan.task.name, "model": plan.task.model, "sampler": plan.space.sampler,
               "trials": plan.space.trials, "objectives": ",".join(plan.directions),
-              "genes": len(plan.genes), "max_accuracy_drop": plan.task.measure.max_accuracy_drop}
-    if plan.task.measure.max_loss_increase is not None:
-        params["max_loss_increase"] = plan.task.measure.max_loss_increase
-    tracker.start_search(f"search-{plan.run_dir.name}", params)
+              "genes": len(plan.genes), "constraint": plan.constraint.describe(),
+              "max_worsening": plan.constraint.max_worsening}
+    if plan.space.sampler_params:
+        params["sampler_params"] = plan.space.sampler_params
+    tracker.start_search(f"search-{plan.run.name}", params)
 
 
-def run_search(task_path: str | Path, space_path: str | Path, *, out: str | Path | None = None,
-               trials: int | None = None, address: str | None = None,
+def run_search(inputs: Inputs, run: RunDir, *, address: str | None = None,
                num_cpus: int | None = None, live: bool = True,
-               tracking_uri: str | None = None) -> Path:
-    """Validate, train the parent, run every trial, write the results. Returns the run dir."""
-    plan = new_plan(task_path, space_path, out=out, trials=trials)
+               tracking_uri: str | None = None) -> Outcome:
+    """Create the run folder for checked ``inputs`` (:func:`~minsearch.search.plan.
+    check_inputs`), train the parent, run every trial, write the results."""
+    plan = create_plan(inputs, RunDir.new(run.path))
     plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
     parent_state = _parent(plan)
     _start_tracking(plan, tracking_uri)
     plan.save_settings(status="running")
-    with ray_session(address, num_cpus, plan.run_dir):
+    with ray_session(address, num_cpus, plan.run.driver_json):
         _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri).fit()
-    from minsearch.search.finish import finish_search
-
-    finish_search(plan)
-    return plan.run_dir
+    return finish_search(plan)
 
 
-def resume_search(run_dir: str | Path, *, address: str | None = None,
-                  num_cpus: int | None = None, live: bool = True) -> Path:
+def resume_search(run: RunDir, *, address: str | None = None, num_cpus: int | None = None,
+                  live: bool = True) -> Outcome:
     """Continue a search whose driver stopped (killed, crashed, interrupted)."""
-    from minsearch.search.finish import finish_search
     from minsearch.search.processes import end_stale_processes
 
-    plan = load_plan(run_dir)
-    end_stale_processes(plan.run_dir)
-    tune_dir = plan.run_dir / TUNE_DIR
-    if plan.settings.get("status") == "finished":
-        finish_search(plan)
-        return plan.run_dir
+    plan = load_plan(run)
+    end_stale_processes(run.driver_json)
+    if plan.settings.status == "finished":
+        return finish_search(plan)
     parent_state = _parent(plan)
-    tracking_uri = plan.settings.get("tracking_uri")
+    tracking_uri = plan.settings.tracking_uri
     _start_tracking(plan, tracking_uri)
-    address = address or plan.settings.get("address")
-    num_cpus = num_cpus or plan.settings.get("num_cpus")
-    with ray_session(address, num_cpus, plan.run_dir):
+    address = address or plan.settings.address
+    num_cpus = num_cpus or plan.settings.num_cpus
+    with ray_session(address, num_cpus, run.driver_json):
         from ray import tune
 
-        if not (tune_dir / "tuner.pkl").is_file():  # killed before Ray saved anything:
-            (plan.run_dir / "optuna.db").unlink(missing_ok=True)  # no trial ran; start over
+        if not run.tuner_state.is_file():  # killed before Ray saved anything:
+            run.study_db.unlink(missing_ok=True)  # no trial ran; start over
             tuner = _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri)
         else:
-            tuner = tune.Tuner.restore(str(tune_dir.resolve()),
+            tuner = tune.Tuner.restore(str(run.tune_dir.resolve()),
                                        trainable=_trainable(plan, parent_state),
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)
         tuner.fit()
-    finish_search(plan)
-    return plan.run_dir
+    return finish_search(plan)

@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from minsearch.objectives.constraint import Constraint
 from minsearch.search.results import TrialRecord, results_frame, sort_front
 
 _FORMATS = {"bytes": lambda v: f"{v / 1024:.1f} KiB", "fraction": lambda v: f"{v:.3f}"}
@@ -70,13 +71,13 @@ class LiveView:
     """A ``rich.Live`` panel fed with trial records by the search callback."""
 
     def __init__(self, total: int, concurrency: int, directions: dict[str, str],
-                 gene_names: list[str], max_accuracy_drop: float | None,
+                 gene_names: list[str], constraint: Constraint,
                  console: Console | None = None) -> None:
         self.total = total
         self.concurrency = concurrency
         self.directions = directions
         self.gene_names = gene_names
-        self.max_drop = max_accuracy_drop
+        self.constraint = constraint
         self.console = console or Console(stderr=True)
         self.started = time.monotonic()
         self.live: Live | None = None
@@ -110,5 +111,6 @@ class LiveView:
         head = Text(f"trials {done}/{self.total} done · {states.count('RUNNING')} running · "
                     f"{states.count('FAILED')} failed · {states.count('PRUNED')} pruned · "
                     f"elapsed {elapsed} · ETA {eta}")
-        frame = results_frame(records, self.gene_names, self.directions, self.max_drop)
-        return Group(head, front_table(frame, self.directions, "front so far", limit=8))
+        frame = results_frame(records, self.gene_names, self.directions, self.constraint)
+        title = f"front so far ({self.constraint.describe()})"
+        return Group(head, front_table(frame, self.directions, title, limit=8))

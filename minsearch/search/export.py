@@ -11,39 +11,41 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from minsearch.search.plan import load_plan
-from minsearch.search.results import read_results
+from minsearch.errors import UserError
+from minsearch.search.plan import Plan
+from minsearch.search.run_dir import CheckpointFiles
 
-WEIGHTS = "model.pt"  # the trainable's name for the weights in a final checkpoint
 
-
-def export_trial(run_dir: str | Path, trial_id: str, out: str | Path) -> Path:
-    from minsearch.tasks.candidate import export_blob
-
-    plan = load_plan(run_dir)
-    frame = read_results(run_dir)
+def export_trial(plan: Plan, frame: pd.DataFrame, trial_id: str, out: Path) -> Path:
+    """Export trial ``trial_id`` of ``frame`` (the run's results) to ``out``."""
     rows = frame[frame["trial_id"].astype(str) == str(trial_id)]
     if rows.empty:
         known = ", ".join(frame["trial_id"].astype(str).head(8))
-        raise ValueError(f"No trial {trial_id!r} in {run_dir}; trials: {known} … (see "
-                         f"`minsearch front {run_dir}`).")
-    row = rows.iloc[0]
+        raise UserError(f"No trial {trial_id!r} in {plan.run.path}; trials: {known} … (see "
+                        f"`minsearch front {plan.run.path}`).")
+    return export_row(plan, rows.iloc[0], out)
+
+
+def export_row(plan: Plan, row: pd.Series, out: Path) -> Path:
+    """Export the trial of results row ``row`` (COMPLETE, with its final checkpoint)."""
+    from minsearch.tasks.candidate import export_blob
+
+    trial_id = str(row["trial_id"])
     if row["state"] != "COMPLETE":
-        raise ValueError(f"Trial {trial_id} is {row['state']}, not COMPLETE: it has no trained "
-                         f"weights to export.")
-    weights = Path(str(row["checkpoint"]), WEIGHTS)
+        raise UserError(f"Trial {trial_id} is {row['state']}, not COMPLETE: it has no trained "
+                        f"weights to export.")
+    weights = Path(str(row["checkpoint"]), CheckpointFiles.WEIGHTS)
     if not weights.is_file():
-        raise FileNotFoundError(f"The weights of trial {trial_id} are gone ({weights}); Ray "
-                                f"keeps only each trial's last checkpoint in {run_dir}/tune.")
+        raise UserError(f"The weights of trial {trial_id} are gone ({weights}); Ray keeps only "
+                        f"each trial's last checkpoint in {plan.run.tune_dir}.")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     objectives = {k: float(row[k]) for k in plan.directions}
     blob = export_blob(plan.task.model, json.loads(row["genome"]), state,
-                       tuple(plan.settings["input_shape"]),
-                       plan.settings.get("input_dtype", "float32"), trial_id=str(trial_id),
-                       objectives=objectives)
-    out = Path(out)
+                       tuple(plan.settings.input_shape), plan.settings.input_dtype,
+                       trial_id=trial_id, objectives=objectives)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(blob, out)
     return out

@@ -1,17 +1,20 @@
 """Finish a search: the results table from Ray's experiment state, the front and its files,
 front weights, Optuna and MLflow made consistent, the prunable-components report.
 
-Ray's experiment state (``RUN_DIR/tune``) is the authority on which trials exist: a trial that
-started after Ray's last snapshot and before a driver kill does not exist for the restored
-search, so its Optuna trial (left RUNNING) is told FAIL with the reason, and its MLflow run is
-deleted.
+Ray's experiment state (the run folder's ``tune/``) is the authority on which trials exist: a
+trial that started after Ray's last snapshot and before a driver kill does not exist for the
+restored search. Its Optuna trial, left RUNNING, is told FAIL (``study.tell``) and its number
+and reason are kept in the run folder's settings (``orphans``); its MLflow run is deleted.
+Everything is computed here from objects in memory and written once.
 """
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
+
+import pandas as pd
 
 from minsearch.search.plan import Plan
 from minsearch.search.results import (
@@ -20,20 +23,28 @@ from minsearch.search.results import (
     record_from_result,
     results_frame,
     trial_number,
-    write_results,
 )
+from minsearch.search.run_dir import RunDir
 
 ORPHAN_REASON = "orphaned: started after the last experiment snapshot before the driver died"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished (or interrupted) search left: its folder, results and front summary."""
+
+    run: RunDir
+    frame: pd.DataFrame
+    summary: dict[str, Any]
 
 
 def collect_records(plan: Plan) -> list[TrialRecord]:
     """One record per trial Ray knows, in creation order."""
     from ray.tune import ExperimentAnalysis
 
-    tune_dir = plan.run_dir / "tune"
-    if not tune_dir.is_dir():
+    if not plan.run.tune_dir.is_dir():
         return []
-    trials = ExperimentAnalysis(str(tune_dir.resolve())).trials
+    trials = ExperimentAnalysis(str(plan.run.tune_dir.resolve())).trials
     records = []
     for trial in trials:
         params = {g: str(trial.config.get(g, "")) for g in plan.gene_names}
@@ -56,35 +67,35 @@ def collect_records(plan: Plan) -> list[TrialRecord]:
     return records
 
 
-def _export_front(plan: Plan, frame) -> list[Path]:
-    """Weights of every front member: ``RUN_DIR/front/<trial_id>.pt`` (see ``export``)."""
-    from minsearch.search.export import export_trial
+def _export_front(plan: Plan, frame: pd.DataFrame) -> None:
+    """Weights of every front member, to ``RunDir.export_path`` (see ``export``)."""
+    from minsearch.search.export import export_row
 
-    out = plan.run_dir / "front"
-    shutil.rmtree(out, ignore_errors=True)
-    return [export_trial(plan.run_dir, str(trial_id), out / f"{trial_id}.pt")
-            for trial_id in frame.loc[frame["pareto"], "trial_id"]]
+    shutil.rmtree(plan.run.front_dir, ignore_errors=True)
+    for _, row in frame[frame["pareto"]].iterrows():
+        export_row(plan, row, plan.run.export_path(str(row["trial_id"])))
 
 
-def _reconcile_optuna(plan: Plan) -> dict[str, int]:
-    """Tell FAIL to study trials left RUNNING (orphans); return the study's state counts."""
+def reconcile_study(plan: Plan) -> dict[str, int]:
+    """Tell FAIL to study trials left RUNNING (orphans; recorded in the settings); return the
+    study's trial counts: by state, with duplicates skipped and orphans counted apart."""
     import optuna
 
-    from minsearch.search.plan import STUDY_NAME, storage_url
+    from minsearch.search.searcher import DUPLICATE
 
-    if not (plan.run_dir / "optuna.db").is_file():
+    study = plan.run.load_study()
+    if study is None:
         return {}
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(plan.run_dir))
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state == optuna.trial.TrialState.RUNNING:
-            study._storage.set_trial_user_attr(trial._trial_id, "minsearch_orphan", ORPHAN_REASON)
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    orphans = dict(plan.settings.orphans)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        orphans[str(trial.number)] = ORPHAN_REASON
+    plan.save_settings(orphans=orphans)
     counts: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
-        if trial.user_attrs.get("minsearch_orphan"):
+        if str(trial.number) in orphans:
             key = "orphaned"
-        elif trial.user_attrs.get("minsearch_duplicate"):
+        elif trial.user_attrs.get(DUPLICATE):
             key = "duplicate_skipped"
         else:
             key = trial.state.name
@@ -92,30 +103,31 @@ def _reconcile_optuna(plan: Plan) -> dict[str, int]:
     return counts
 
 
-def finish_search(plan: Plan) -> dict[str, Any]:
-    """Write every result file and close the books; returns the front summary."""
-    from minsearch.report import write_report
+def finish_search(plan: Plan) -> Outcome:
+    """Write every result file and close the books."""
     from minsearch.search.plot import plot_front
+    from minsearch.search.report import build_report, render_markdown
     from minsearch.tracking import SearchTracker
 
+    run = plan.run
     records = collect_records(plan)
-    directions = plan.directions
-    drop = plan.task.measure.max_worsening
-    frame = results_frame(records, plan.gene_names, directions, drop)
-    summary = front_summary(frame, directions)
+    frame = results_frame(records, plan.gene_names, plan.directions, plan.constraint)
+    summary = front_summary(frame, plan.directions)
     states = {r.trial_id: r.state for r in records}
     counts = {s: list(states.values()).count(s) for s in ("COMPLETE", "FAILED", "PRUNED")}
     summary["counts"] = counts
-    summary["optuna"] = _reconcile_optuna(plan)
-    write_results(plan.run_dir, frame, summary)
-    artifacts = [plan.run_dir / n for n in ("results.csv", "front.csv", "front.json")]
+    summary["optuna"] = reconcile_study(plan)
+    run.write_results(frame, summary)
+    artifacts = [run.results_csv, run.front_csv, run.front_json]
     if not frame.empty:
-        png = plot_front(frame, directions, plan.run_dir / "front.png")
+        png = plot_front(frame, plan.directions, plan.constraint, run.front_png)
         artifacts += [png] if png else []
         _export_front(plan, frame)
-        artifacts.append(write_report(plan.run_dir))
+        report = build_report(frame, plan.genes, plan.directions, plan.constraint,
+                              run.load_study())
+        artifacts.append(run.write_report(report, render_markdown(report)))
     finished = sum(counts.values()) == plan.space.trials and len(records) == plan.space.trials
-    tracker = SearchTracker.open(plan.run_dir, plan.settings.get("tracking_uri"))
+    tracker = SearchTracker.open(run.tracking, plan.settings.tracking_uri)
     if tracker.parent_id is not None:
         metrics = {f"trials_{k.lower()}": v for k, v in counts.items()}
         if summary.get("hypervolume") is not None:
@@ -123,4 +135,4 @@ def finish_search(plan: Plan) -> dict[str, Any]:
         tracker.finish_search(states, summary["front"], metrics, artifacts,
                               "FINISHED" if finished else "KILLED")
     plan.save_settings(status="finished" if finished else "incomplete", counts=counts)
-    return summary
+    return Outcome(run, frame, summary)

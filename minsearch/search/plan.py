@@ -1,51 +1,71 @@
-"""A search plan: the validated task, space and genes, and the run folder that holds them.
+"""A search plan: the checked task, space and genes, and the run folder that holds them.
 
-Everything that can be wrong with the inputs is found here, before Ray starts or anything
-trains: the task and space files, the model, the data, and every gene against the sites that
-``find_sites`` reports for the task's model.
+Two steps, so that checking writes nothing:
 
-Run folder layout (``docs/search.md`` has the full list)::
-
-    RUN_DIR/task.yaml, space.yaml   the resolved inputs (the run needs nothing else)
-    RUN_DIR/genes.json              genes and the sites each one ties
-    RUN_DIR/search.json             settings: trials, objectives, directions, status
-    RUN_DIR/parent/                 the trained parent's weights (init: parent)
+- :func:`check_inputs` finds everything that can be wrong with the inputs before Ray starts
+  or anything trains: the task and space files, the plugins, the objectives, the model (built
+  and run on a batch of the data), the data, every gene against the sites that
+  ``find_sites`` reports for the task's model, the sampler and the devices. It returns the
+  checked objects (:class:`Inputs`) and touches no file: ``minsearch validate`` is this step.
+- :func:`create_plan` makes the run folder and writes the inputs into it;
+  :func:`load_plan` reads them back (resume, front, report, export).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from minsearch.errors import UserError
+from minsearch.objectives.constraint import Constraint, directions
+from minsearch.search.run_dir import RunDir, Settings
 from minsearch.search.space import Gene, SpaceConfig, baseline_params, load_space, resolve_genes
 from minsearch.tasks.config import TaskConfig, load_task
 
-SEARCH_JSON = "search.json"
-STUDY_NAME = "minsearch"
 
+@dataclass(frozen=True)
+class Inputs:
+    """A task and a space checked against each other, the model and this machine."""
 
-def storage_url(run_dir: str | Path) -> str:
-    """The Optuna study's SQLite storage in the run folder (also for optuna-dashboard)."""
-    return f"sqlite:///{Path(run_dir).resolve() / 'optuna.db'}"
+    task: TaskConfig
+    space: SpaceConfig
+    genes: list[Gene]
+    input_shape: tuple[int, ...]  # one example, batch dimension first
+    input_dtype: str  # e.g. float32 (images), int64 (char codes)
+
+    @property
+    def directions(self) -> dict[str, str]:
+        return directions(self.task.measure.objectives)
+
+    @property
+    def constraint(self) -> Constraint:
+        return Constraint.from_task(self.task)
+
+    @property
+    def space_size(self) -> int:
+        """How many genomes the space holds."""
+        return math.prod(len(g.labels) for g in self.genes)
 
 
 @dataclass
 class Plan:
-    run_dir: Path
+    run: RunDir
     task: TaskConfig
     space: SpaceConfig
     genes: list[Gene]
-    settings: dict[str, Any]
+    settings: Settings
 
     @property
     def directions(self) -> dict[str, str]:
-        return self.task.directions
+        return self.settings.directions
+
+    @property
+    def constraint(self) -> Constraint:
+        return self.settings.constraint
 
     @property
     def gene_names(self) -> list[str]:
@@ -56,64 +76,75 @@ class Plan:
         return baseline_params(self.genes)
 
     def save_settings(self, **changes: Any) -> None:
-        self.settings.update(changes)
-        path = self.run_dir / SEARCH_JSON
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.settings, indent=2))
-        tmp.replace(path)
+        for key, value in changes.items():
+            if not hasattr(self.settings, key):
+                raise AttributeError(f"Settings have no field {key!r}")
+            setattr(self.settings, key, value)
+        self.run.write_settings(self.settings)
 
 
-def default_run_dir(task: TaskConfig) -> Path:
-    return Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+def check_devices(task: TaskConfig, *, local: bool = True) -> None:
+    """The task's training device exists here; with a local Ray (``local``), so do the GPUs
+    each trial asks for (a cluster's GPUs are Ray's to find)."""
+    import torch
+
+    if task.recipe.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("`device: cuda` was asked for but no CUDA device is visible; use "
+                        "`device: auto` or `device: cpu`.")
+    gpus = task.resources.gpus_per_trial
+    if local and gpus > 0 and torch.cuda.device_count() < math.ceil(gpus):
+        raise UserError(f"`gpus_per_trial: {gpus:g}` needs {math.ceil(gpus)} GPU(s) but this "
+                        f"machine has {torch.cuda.device_count()}; set `gpus_per_trial: 0`, or "
+                        f"join a cluster that has them with --address.")
 
 
-def new_plan(task_path: str | Path, space_path: str | Path, *, out: str | Path | None = None,
-             trials: int | None = None) -> Plan:
-    """Validate the inputs against the model and create the run folder."""
+def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int | None = None,
+                 local: bool = True) -> Inputs:
+    """Everything ``search`` checks before it writes or trains anything (see the module
+    docstring); ``local`` is False when the trials run on a Ray cluster."""
     import torch
 
     from minsearch.models import build_model
+    from minsearch.objectives import check_task
+    from minsearch.search.samplers import make_sampler
     from minsearch.sites import find_sites
     from minsearch.tasks.candidate import example_input
     from minsearch.tasks.data import load_data
     from minsearch.tasks.train import check_outputs
 
+    space = load_space(space_path)  # first: its plugins may register what the task names
     task = load_task(task_path)
-    space = load_space(space_path)
+    check_task(task)
     if trials is not None:
         if trials < 1:
-            raise ValueError(f"--trials must be >= 1, but got {trials}.")
+            raise UserError(f"--trials must be >= 1, but got {trials}; e.g. --trials 12.")
         space = dataclasses.replace(space, trials=trials)
+    check_devices(task, local=local)
     data = load_data(task.data)
     torch.manual_seed(task.recipe.seed)
     model = build_model(task.model)
     check_outputs(model, data)
     genes = resolve_genes(space, find_sites(model, example_input(data, batch=2)))
-    run_dir = Path(out) if out is not None else default_run_dir(task)
-    if (run_dir / SEARCH_JSON).exists():
-        raise ValueError(f"{run_dir} already holds a search; continue it with `minsearch resume "
-                         f"{run_dir}` or choose another --out.")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "task.yaml").write_text(yaml.safe_dump(task.to_flat(), sort_keys=False))
-    (run_dir / "space.yaml").write_text(yaml.safe_dump(space.to_json(), sort_keys=False))
-    (run_dir / "genes.json").write_text(json.dumps([g.to_json() for g in genes], indent=1))
-    plan = Plan(run_dir, task, space, genes, {})
-    plan.save_settings(trials=space.trials, objectives=list(task.measure.objectives),
-                       directions=task.directions, created=time.strftime("%Y-%m-%d %H:%M:%S"),
-                       status="created", input_shape=[1, *data.input_shape],
-                       input_dtype=str(data.input_dtype).removeprefix("torch."))
+    make_sampler(space, genes)  # the sampler takes the space's parameters
+    return Inputs(task, space, genes, (1, *data.input_shape),
+                  str(data.input_dtype).removeprefix("torch."))
+
+
+def create_plan(inputs: Inputs, run: RunDir) -> Plan:
+    """Make the run folder (``run`` checked with :meth:`RunDir.new`) and write the inputs."""
+    run.create()
+    run.write_inputs(inputs.task, inputs.space, inputs.genes)
+    settings = Settings(trials=inputs.space.trials, directions=inputs.directions,
+                        constraint=inputs.constraint, input_shape=list(inputs.input_shape),
+                        input_dtype=inputs.input_dtype,
+                        created=time.strftime("%Y-%m-%d %H:%M:%S"))
+    plan = Plan(run, inputs.task, inputs.space, inputs.genes, settings)
+    run.write_settings(settings)
     return plan
 
 
-def load_plan(run_dir: str | Path) -> Plan:
+def load_plan(run: RunDir) -> Plan:
     """Read back a plan from its run folder (for resume, front, report, export)."""
-    run_dir = Path(run_dir)
-    settings_path = run_dir / SEARCH_JSON
-    if not settings_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a minsearch run folder (no {SEARCH_JSON}); "
-                                f"start one with `minsearch search TASK --space SPACE --out "
-                                f"{run_dir}`.")
-    task = TaskConfig.from_flat(yaml.safe_load((run_dir / "task.yaml").read_text()))
-    space = SpaceConfig.from_json(yaml.safe_load((run_dir / "space.yaml").read_text()))
-    genes = [Gene.from_json(g) for g in json.loads((run_dir / "genes.json").read_text())]
-    return Plan(run_dir, task, space, genes, json.loads(settings_path.read_text()))
+    settings = RunDir.open(run.path).read_settings()
+    space = run.read_space()  # first: it loads the plugins
+    return Plan(run, run.read_task(), space, run.read_genes(), settings)

@@ -1,4 +1,5 @@
-"""``front.png``: accuracy against every other objective, front members highlighted."""
+"""The front figure: the constrained objective (accuracy, or a language model's loss) against
+every other objective, front members highlighted."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from minsearch.objectives.constraint import Constraint
 
-def plot_front(frame: pd.DataFrame, directions: dict[str, str], path: str | Path) -> Path | None:
-    """Write the figure; returns its path, or None when there is nothing to plot."""
+
+def plot_front(frame: pd.DataFrame, directions: dict[str, str], constraint: Constraint,
+               path: Path) -> Path | None:
+    """Write the figure to ``path``; returns it, or None when there is nothing to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,9 +21,11 @@ def plot_front(frame: pd.DataFrame, directions: dict[str, str], path: str | Path
     names = list(directions)
     if frame.empty or len(names) < 2:
         return None
-    y_name = "accuracy" if "accuracy" in names else names[0]
+    y_name = constraint.objective
     x_names = [n for n in names if n != y_name]
-    limit = f"over the {y_name} {'drop' if directions[y_name] == 'max' else 'increase'}"
+    limit = "infeasible"
+    if constraint.max_worsening is not None:
+        limit += f" ({y_name} {constraint.change} > {constraint.max_worsening:g})"
     done = frame[frame["state"] == "COMPLETE"]
     if done.empty:
         return None
@@ -36,12 +42,12 @@ def plot_front(frame: pd.DataFrame, directions: dict[str, str], path: str | Path
         ax.scatter(base[x_name], base[y_name], marker="*", s=160, c="black", label="baseline")
         arrow = "lower is better" if directions[x_name] == "min" else "higher is better"
         ax.set_xlabel(f"{x_name} ({arrow})")
-        ax.set_ylabel(y_name)
+        ax.set_ylabel(f"{y_name} ({'higher' if constraint.direction == 'max' else 'lower'} "
+                      f"is better)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle("minsearch: front on all objectives, shown in pairs")
     fig.tight_layout()
-    path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

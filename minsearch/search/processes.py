@@ -2,10 +2,11 @@
 
 Measured here: after ``kill -9`` of a driver that started Ray locally, Ray's
 ``DashboardAgent`` and ``RuntimeEnvAgent`` outlive it (minutes, not seconds). The driver writes
-``RUN_DIR/driver.json`` with its own pid and the pids of every process it started (with their
-start times, so a reused pid is never mistaken for ours); ``minsearch resume`` ends those that
-are still alive, and, when the old driver led its own session (``setsid``), every Ray process
-left in that session. Linux ``/proc`` only; elsewhere this is a no-op.
+its driver file (:attr:`RunDir.driver_json`) with its own pid and the pids of every process it
+started (with their start times, so a reused pid is never mistaken for ours); ``minsearch
+resume`` ends those that are still alive, and, when the old driver led its own session
+(``setsid``), every Ray process left in that session. Linux ``/proc`` only; elsewhere this is
+a no-op.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-DRIVER_JSON = "driver.json"
+from minsearch.errors import UserError
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -70,26 +71,25 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def record_driver(run_dir: str | Path) -> None:
-    """Write the driver's pid, session and started processes to ``driver.json``."""
+def record_driver(path: Path) -> None:
+    """Write the driver's pid, session and started processes to the driver file ``path``."""
     me = os.getpid()
     procs = {str(pid): start_time(pid) for pid in descendants(me)}
     info = {"pid": me, "start": start_time(me), "session": _session(me), "processes": procs}
-    path = Path(run_dir) / DRIVER_JSON
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
     tmp.replace(path)
 
 
-def stale_processes(run_dir: str | Path) -> list[int]:
-    """Live processes started by the previous driver of ``run_dir``, if that driver is dead."""
-    path = Path(run_dir) / DRIVER_JSON
+def stale_processes(path: Path) -> list[int]:
+    """Live processes started by the previous driver recorded in ``path``, if that driver is
+    dead."""
     if not path.is_file():
         return []
     info = json.loads(path.read_text())
     if start_time(info["pid"]) == info["start"]:
-        raise ValueError(f"The search in {run_dir} is still running (driver pid {info['pid']}); "
-                         f"stop it before resuming.")
+        raise UserError(f"The search in {path.parent} is still running (driver pid "
+                        f"{info['pid']}); stop it before resuming.")
     stale = [int(pid) for pid, start in info["processes"].items()
              if start is not None and start_time(int(pid)) == start]
     if info.get("session") == info["pid"]:  # the old driver led its session: sweep it too
@@ -98,9 +98,10 @@ def stale_processes(run_dir: str | Path) -> list[int]:
     return stale
 
 
-def end_stale_processes(run_dir: str | Path, timeout: float = 5.0) -> list[int]:
-    """SIGKILL the previous driver's leftovers (by pid); returns the pids ended."""
-    stale = stale_processes(run_dir)
+def end_stale_processes(path: Path, timeout: float = 5.0) -> list[int]:
+    """SIGKILL the leftovers (by pid) of the previous driver recorded in ``path``; returns the
+    pids ended."""
+    stale = stale_processes(path)
     for pid in stale:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""The results table, the Pareto front and the files a run folder holds.
+"""The results table and the Pareto front (files: :class:`~minsearch.search.run_dir.RunDir`).
 
 One :class:`TrialRecord` per Ray trial; states are Optuna's words:
 
@@ -7,28 +7,24 @@ One :class:`TrialRecord` per Ray trial; states are Optuna's words:
 - ``PRUNED``: stopped early by the scheduler (never on the front: its values would be early);
 - ``RUNNING``/``PENDING``: not finished yet (a live or interrupted search).
 
-A COMPLETE trial is *feasible* when its first objective is within ``max_accuracy_drop`` of
-the baseline's (an accuracy drop; for a task whose first objective is ``loss``, the loss
-increase ``max_loss_increase``). The front is the non-dominated set of feasible COMPLETE
-trials.
+A COMPLETE trial is *feasible* when its first objective is no worse than the baseline's by
+more than the task's :class:`~minsearch.objectives.constraint.Constraint` allows (an accuracy
+drop, or a language model's loss increase). The front is the non-dominated set of feasible
+COMPLETE trials.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from minsearch import pareto
+from minsearch.objectives.constraint import Constraint
 
 STATES = ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "PENDING")
-RESULTS_CSV = "results.csv"
-FRONT_CSV = "front.csv"
-FRONT_JSON = "front.json"
 
 
 @dataclass
@@ -91,10 +87,10 @@ def _last_line(text: str) -> str:
 
 
 def results_frame(records: list[TrialRecord], gene_names: list[str],
-                  directions: dict[str, str], max_accuracy_drop: float | None) -> pd.DataFrame:
+                  directions: dict[str, str], constraint: Constraint) -> pd.DataFrame:
     """One row per trial with ``feasible``, ``rank`` (Pareto rank among feasible COMPLETE
-    trials, -1 elsewhere) and ``pareto`` columns. ``max_accuracy_drop`` limits how much worse
-    than the baseline's the first objective of ``directions`` may be."""
+    trials, -1 elsewhere) and ``pareto`` columns. ``constraint`` limits how much worse than
+    the baseline's its objective (the first of ``directions``) may be."""
     records = sorted(records, key=lambda r: r.number)
     frame = pd.DataFrame([r.to_row(gene_names) for r in records])
     if frame.empty:
@@ -105,10 +101,10 @@ def results_frame(records: list[TrialRecord], gene_names: list[str],
     complete = frame["state"] == "COMPLETE"
     frame["feasible"] = complete
     base = frame[frame["baseline"] & complete]
-    if max_accuracy_drop is not None and len(base):
-        first, direction = next(iter(directions.items()))
-        worse = pareto.worsening(frame[first], float(base[first].iloc[0]), direction)
-        frame["feasible"] = complete & (worse <= max_accuracy_drop + 1e-12)
+    if constraint.max_worsening is not None and len(base):
+        name = constraint.objective
+        frame["feasible"] = complete & constraint.feasible(frame[name],
+                                                           float(base[name].iloc[0]))
     frame["rank"] = -1
     eligible = frame["feasible"] & frame[list(directions)].notna().all(axis=1)
     if eligible.any():
@@ -159,30 +155,3 @@ def sort_front(front: pd.DataFrame, directions: dict[str, str]) -> pd.DataFrame:
     if front.empty or first not in front:
         return front
     return front.sort_values(first, ascending=directions[first] == "min")
-
-
-def write_results(run_dir: str | Path, frame: pd.DataFrame, summary: dict[str, Any]) -> None:
-    run_dir = Path(run_dir)
-    _atomic_write(run_dir / RESULTS_CSV, frame.to_csv(index=False))
-    front = frame[frame["pareto"]] if not frame.empty else frame
-    front = sort_front(front, summary.get("directions", {}))
-    _atomic_write(run_dir / FRONT_CSV, front.to_csv(index=False))
-    _atomic_write(run_dir / FRONT_JSON, json.dumps(summary, indent=2, default=float))
-
-
-def read_results(run_dir: str | Path) -> pd.DataFrame:
-    path = Path(run_dir) / RESULTS_CSV
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a minsearch run folder "
-                                f"whose search has started?")
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def records_to_json(records: list[TrialRecord]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in records]

@@ -1,169 +1,166 @@
-"""The controller's searcher: Optuna samplers inside Ray Tune's ``OptunaSearch``.
+"""The controller's searcher: an Optuna study driven through its public ask/tell interface,
+as a Ray Tune :class:`~ray.tune.search.Searcher`.
 
-What this adds to ``OptunaSearch`` (each point is a trap measured in DESIGN.md):
+Ray calls :meth:`GenomeSearcher.suggest` when it can start a trial and
+:meth:`GenomeSearcher.on_trial_complete` when one ends; this class turns those into
+``study.ask`` and ``study.tell``. What it adds (each point a trap measured in DESIGN.md):
 
-- the space (one categorical distribution per gene) and the multi-objective ``metric``/``mode``
-  lists are given to the searcher, never to ``TuneConfig``, so the study stays
-  multi-objective;
-- the baseline (every gene ``keep``) is enqueued as the first point and runs alone: no other
-  trial is suggested until it has finished, so every later trial's accuracy drop is known
-  when Optuna is told its values;
-- the accuracy-drop constraint is stored on the Optuna trial (``Trial.set_constraint``) just
-  before ``tell``: no ``constraints_func`` closure to pickle (and Optuna 5 deprecates it).
-  It limits the first objective, whatever it is: the drop of ``accuracy``
-  (``max_accuracy_drop``), the increase of ``loss`` (``max_loss_increase``);
-- a proposal that repeats an earlier genome is told FAIL (user attribute
-  ``minsearch_duplicate``) and a seeded random unseen genome runs in its place (until every
-  genome of the space has been seen): NSGA-II and TPE repeat themselves often in small
-  categorical spaces (5 of 24 NSGA-II proposals in the digits search), and a repeat costs a
-  trial and teaches nothing;
-- how a trial ended is told by this class: FAIL on error, PRUNED when the last result lacks
-  the objectives (stopped early), COMPLETE otherwise. (Ray's own code, given a list of
-  metrics, tells a result without them as COMPLETE with ``None`` values; Optuna refuses,
-  Ray logs a warning and the Optuna trial stays RUNNING for good: measured here.)
+- the space (one categorical distribution per gene) and the objectives with their directions
+  belong to the searcher, never to ``TuneConfig``, so the study stays multi-objective;
+- the baseline (every gene ``keep``) is enqueued as the study's first trial and runs alone:
+  ``suggest`` returns None until it has ended, so every later trial's worsening of the first
+  objective is known when Optuna is told its values;
+- the constraint (:class:`~minsearch.objectives.constraint.Constraint`: how much worse than
+  the baseline the first objective may get, for an accuracy or a loss alike) is stored on the
+  trial with ``Trial.set_constraint`` just before ``tell``; NSGA-II, TPE and GP read it from
+  there (no ``constraints_func`` to pickle);
+- a proposal that repeats an earlier genome is told FAIL with user attribute
+  ``minsearch_duplicate`` and a random unseen genome, drawn from a generator seeded with the
+  space's ``seed`` and the number of genomes seen, is enqueued and runs in its place (until
+  every genome of the space has been seen): NSGA-II and TPE repeat themselves often in small
+  categorical spaces (5 of 24 NSGA-II proposals in the digits search);
+- how a trial ended is told explicitly: FAIL on error, PRUNED when the last result lacks the
+  objectives (stopped early), COMPLETE otherwise; a trial is told once, and a trial already
+  finished in the study (told before a driver kill; Ray re-ran it from its final checkpoint)
+  is not told again;
 - the study lives in SQLite in the run folder, so a restored search and optuna-dashboard see
   the same trials.
+
+Ray pickles the searcher (into the tuner, and at every experiment snapshot through
+:meth:`save`); everything it holds pickles: plain data, the study (Optuna pickles its storage
+as a URL) with its sampler's random state, and the live trials of running trials.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import pickle
 import random
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from ray.tune.search.optuna import OptunaSearch
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
 
-from minsearch.pareto import worsening
-from minsearch.search.plan import STUDY_NAME, storage_url
+from minsearch.objectives.constraint import Constraint
+from minsearch.search.run_dir import STUDY_NAME
+from minsearch.search.samplers import make_sampler
 from minsearch.search.space import Gene, SpaceConfig, baseline_params
 
 ENUMERATE_LIMIT = 100_000  # spaces up to this size are enumerated to find unseen genomes
 DUPLICATE = "minsearch_duplicate"  # user attr of asked-but-skipped duplicate proposals
-CONSTRAINT = "accuracy_drop"  # worsening of the first objective - allowed worsening <= 0
+CONSTRAINT = "worsening"  # worsening of the first objective minus the allowed worsening
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
-def make_sampler(space: SpaceConfig, genes: list[Gene]) -> optuna.samplers.BaseSampler:
-    """The sampler a space names, seeded. Constraints reach NSGA-II, TPE and GP through each
-    trial's stored constraint values (``Trial.set_constraint``, Optuna >= 5)."""
-    seed = space.seed
-    if space.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=space.population_size, seed=seed)
-    if space.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                          n_startup_trials=max(2, space.trials // 4))
-    if space.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(2, space.trials // 4))
-    if space.sampler == "grid":
-        return optuna.samplers.GridSampler({g.name: list(g.labels) for g in genes}, seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
+def _key(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(params.items()))
 
 
-class MinsearchSearch(OptunaSearch):
-    """``OptunaSearch`` with the baseline first and alone, and the accuracy-drop constraint."""
+def unseen_genome(labels: Mapping[str, Sequence[str]], seen: set[tuple[tuple[str, str], ...]],
+                  seed: str) -> dict[str, str] | None:
+    """A random genome (one label per gene) not in ``seen``, drawn with ``random.Random(seed)``;
+    None when every genome has been seen (or, in a space too large to enumerate, when 1000
+    draws found none)."""
+    rng = random.Random(seed)
+    names = list(labels)
+    if math.prod(len(v) for v in labels.values()) <= ENUMERATE_LIMIT:
+        unseen = [c for c in itertools.product(*labels.values())
+                  if _key(dict(zip(names, c, strict=True))) not in seen]
+        return dict(zip(names, rng.choice(unseen), strict=True)) if unseen else None
+    for _ in range(1000):
+        genome = {n: rng.choice(list(labels[n])) for n in names}
+        if _key(genome) not in seen:
+            return genome
+    return None
 
-    def __init__(self, genes: list[Gene], space: SpaceConfig, metrics: list[str],
-                 modes: list[str], run_dir: str | Path, max_accuracy_drop: float | None):
-        self._max_drop = max_accuracy_drop
+
+class GenomeSearcher(Searcher):
+    """Optuna ask/tell behind Ray Tune's searcher interface (see the module docstring).
+    ``storage_url`` is the study's database (the run folder's); None keeps it in memory."""
+
+    def __init__(self, genes: list[Gene], space: SpaceConfig, directions: dict[str, str],
+                 constraint: Constraint, storage_url: str | None) -> None:
+        super().__init__(metric=list(directions), mode=list(directions.values()))
+        assert constraint.objective == next(iter(directions)), (constraint, directions)
+        self.constraint = constraint
+        self._labels = {g.name: list(g.labels) for g in genes}
+        self._distributions = {name: optuna.distributions.CategoricalDistribution(labels)
+                               for name, labels in self._labels.items()}
+        self._space_size = math.prod(len(v) for v in self._labels.values())
+        self._seed = space.seed
+        self._trials: dict[str, optuna.Trial] = {}  # Ray trial id -> running Optuna trial
+        self._seen: set[tuple[tuple[str, str], ...]] = set()  # genomes proposed so far
         self._baseline_id: str | None = None
         self._baseline_done = False
-        self._baseline_accuracy: float | None = None
-        self._seen: set[tuple[tuple[str, str], ...]] = set()  # genomes proposed so far
-        self._space_size = math.prod(len(g.labels) for g in genes)
-        self._labels = {g.name: list(g.labels) for g in genes}
-        self._seed = space.seed
-        distributions = {g.name: optuna.distributions.CategoricalDistribution(list(g.labels))
-                         for g in genes}
+        self._baseline_value: float | None = None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = optuna.storages.RDBStorage(storage_url(run_dir))
-        super().__init__(space=distributions, metric=metrics, mode=modes,
-                         points_to_evaluate=[baseline_params(genes)],
-                         sampler=make_sampler(space, genes),
-                         study_name=STUDY_NAME, storage=storage)
+        self._study = optuna.create_study(
+            storage=storage_url, sampler=make_sampler(space, genes), study_name=STUDY_NAME,
+            directions=["maximize" if m == "max" else "minimize" for m in directions.values()],
+            load_if_exists=True)
+        if not self._study.trials:
+            self._study.enqueue_trial(baseline_params(genes))
 
     @property
     def study(self) -> optuna.Study:
-        return self._ot_study
+        return self._study
 
     @property
     def baseline_trial_id(self) -> str | None:
         return self._baseline_id
 
+    # -- Ray's Searcher interface --------------------------------------------------------------
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self._baseline_id is not None and not self._baseline_done:
-            return None  # wait: the baseline runs alone (see module docstring)
-        params = super().suggest(trial_id)
+            return None  # wait: the baseline runs alone
+        trial = self._study.ask(self._distributions)
         if self._baseline_id is None:
             self._baseline_id = trial_id  # the first ask pops the enqueued baseline
-        key = tuple(sorted(params.items()))
-        if key in self._seen and len(self._seen) < self._space_size:
-            # A genome already proposed (samplers repeat themselves in small categorical
-            # spaces): tell Optuna it is a duplicate, never run it, and run a random unseen
-            # genome in its place (enqueued, so Optuna records exactly what runs).
-            duplicate = self._ot_trials.pop(trial_id)
-            duplicate.set_user_attr(DUPLICATE, True)
-            self._tell(duplicate, None, optuna.trial.TrialState.FAIL)
-            replacement = self._unseen_genome()
+        if _key(trial.params) in self._seen and len(self._seen) < self._space_size:
+            trial.set_user_attr(DUPLICATE, True)
+            self._study.tell(trial, state=TrialState.FAIL)
+            replacement = unseen_genome(self._labels, self._seen,
+                                        f"{self._seed}-{len(self._seen)}")
             if replacement is not None:
-                self._ot_study.enqueue_trial(replacement)
-            params = super().suggest(trial_id)
-        self._seen.add(tuple(sorted(params.items())))
-        return params
-
-    def _unseen_genome(self) -> dict[str, str] | None:
-        """A seeded random genome not proposed before (None if none is found)."""
-        rng = random.Random(f"{self._seed}-{len(self._seen)}")
-        names = list(self._labels)
-        if self._space_size <= ENUMERATE_LIMIT:
-            unseen = [c for c in itertools.product(*self._labels.values())
-                      if tuple(sorted(zip(names, c, strict=True))) not in self._seen]
-            return dict(zip(names, rng.choice(unseen), strict=True)) if unseen else None
-        for _ in range(1000):
-            genome = {n: rng.choice(self._labels[n]) for n in names}
-            if tuple(sorted(genome.items())) not in self._seen:
-                return genome
-        return None
+                self._study.enqueue_trial(replacement)
+            trial = self._study.ask(self._distributions)
+        self._seen.add(_key(trial.params))
+        self._trials[trial_id] = trial
+        return dict(trial.params)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        """Tell Optuna how the trial ended (replaces ``OptunaSearch``'s version, which with a
-        list of metrics tells a result without them as COMPLETE with ``None`` values: Optuna
-        refuses that, Ray only logs a warning, and the trial stays RUNNING forever)."""
         result = result or {}
-        accuracy = None if error else result.get(self._metric[0])  # or loss: first objective
+        first = None if error else result.get(self.constraint.objective)
         if trial_id == self._baseline_id:
             self._baseline_done = True
-            self._baseline_accuracy = accuracy
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None or trial_id in self._completed_trials:
-            return
-        self._completed_trials.add(trial_id)
-        if ot_trial.number in self._finished_numbers():
+            self._baseline_value = first
+        trial = self._trials.pop(trial_id, None)
+        if trial is None:
+            return  # told already
+        finished = self._study.get_trials(deepcopy=False, states=_FINISHED)
+        if trial.number in {t.number for t in finished}:
             return  # told before the driver was killed; Ray's older snapshot re-ran it
-        values = [result.get(name) for name in self._metric]
+        values = [result.get(name) for name in self.metric]
         if error:
-            self._tell(ot_trial, None, optuna.trial.TrialState.FAIL)
+            self._study.tell(trial, state=TrialState.FAIL)
         elif any(v is None for v in values):  # stopped early: no final measurements
-            self._tell(ot_trial, None, optuna.trial.TrialState.PRUNED)
+            self._study.tell(trial, state=TrialState.PRUNED)
         else:
-            if (self._max_drop is not None and accuracy is not None
-                    and self._baseline_accuracy is not None):
-                drop = worsening(accuracy, self._baseline_accuracy, self._mode[0])
-                ot_trial.set_constraint(CONSTRAINT, drop - self._max_drop)
-            self._tell(ot_trial, [float(v) for v in values], optuna.trial.TrialState.COMPLETE)
+            limit = self.constraint.max_worsening
+            if limit is not None and self._baseline_value is not None:
+                worse = self.constraint.worsening(float(first), self._baseline_value)
+                trial.set_constraint(CONSTRAINT, worse - limit)
+            self._study.tell(trial, [float(v) for v in values], state=TrialState.COMPLETE)
 
-    def _tell(self, ot_trial, values, state) -> None:
-        try:
-            self._ot_study.tell(ot_trial, values, state=state)
-        except RuntimeError as err:
-            # GridSampler calls study.stop() once the grid is done, which Optuna only allows
-            # inside study.optimize; the trial is stored before that (tell's `finally`).
-            if "Study.stop" not in str(err):
-                raise
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__dict__, file)
 
-    def _finished_numbers(self) -> set[int]:
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                  optuna.trial.TrialState.PRUNED)
-        return {t.number for t in self._ot_study.get_trials(deepcopy=False, states=states)}
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.__dict__.update(pickle.load(file))

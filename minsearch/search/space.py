@@ -2,8 +2,9 @@
 
 A space file (``search_spaces/*.yaml``) lists gene specs and the controller settings::
 
-    sampler: nsga2            # nsga2 | tpe | gp | random | grid
+    sampler: nsga2            # nsga2 | tpe | gp | random | grid, or {name: tpe, param: value}
     trials: 12
+    plugins: [mypackage.kinds]  # optional: modules imported before anything else (see below)
     genes:
       - kind: norm            # every norm site ...
         tie: kind             # ... shares one gene (kind | stage | block | site)
@@ -16,7 +17,13 @@ A space file (``search_spaces/*.yaml``) lists gene specs and the controller sett
 :func:`resolve_genes` checks a space against ``find_sites`` of the task's model before anything
 is trained: an unknown option, an option that does not apply at a site, a pattern that
 matches no site, or a site in two genes (a ``pair`` site counts its norm and its residual as
-its own) is a ``ValueError`` that says which and how to fix it.
+its own) is a :class:`~minsearch.errors.UserError` that says which and how to fix it.
+
+``plugins`` are importable modules (:func:`minsearch.plugins.load_plugins`): reading a space
+imports them first, so a site kind, an option or a trial hook they register is known when the
+genes are checked; every trial worker imports them again before it builds its candidate.
+``sampler`` parameters are checked against the sampler's constructor
+(:mod:`minsearch.search.samplers`).
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from minsearch.sites.site import KINDS, Discovery, Site
+from minsearch.errors import UserError
+from minsearch.plugins import load_plugins
+from minsearch.sites.kind import kind_names, parts
+from minsearch.sites.site import Discovery, Site
+from minsearch.yamlio import read_yaml
 
 TIES = ("kind", "stage", "block", "site")
-SAMPLERS = ("nsga2", "tpe", "gp", "random", "grid")
 KEEP = "keep"
 
 
@@ -43,8 +51,8 @@ def option_label(spec: str | dict[str, Any]) -> str:
     if isinstance(spec, dict) and isinstance(spec.get("name"), str):
         args = ",".join(f"{k}={spec[k]}" for k in sorted(spec) if k != "name")
         return f"{spec['name']}({args})" if args else spec["name"]
-    raise ValueError(f"An option must be a name such as 'dyt' or a mapping with 'name' (and "
-                     f"parameters), but got {spec!r}.")
+    raise UserError(f"An option must be a name such as 'dyt' or a mapping with 'name' (and "
+                    f"parameters), but got {spec!r}.")
 
 
 @dataclass(frozen=True)
@@ -56,30 +64,31 @@ class GeneSpec:
     name: str | None = None  # prefix of the gene names (default: the kind)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            close = difflib.get_close_matches(str(self.kind), KINDS, n=1)
+        kinds = kind_names()
+        if self.kind not in kinds:
+            close = difflib.get_close_matches(str(self.kind), kinds, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"Gene kind {self.kind!r} is not a site kind; known: "
-                             f"{', '.join(KINDS)}.{hint}")
+            raise UserError(f"Gene kind {self.kind!r} is not a site kind; known: "
+                            f"{', '.join(kinds)}.{hint}")
         if self.tie not in TIES:
-            raise ValueError(f"`tie` must be one of {', '.join(TIES)}, but got {self.tie!r} "
-                             f"(for the {self.kind} gene).")
+            raise UserError(f"`tie` must be one of {', '.join(TIES)}, but got {self.tie!r} "
+                            f"(for the {self.kind} gene).")
         if not isinstance(self.options, (list, tuple)) or not self.options:
-            raise ValueError(f"The {self.kind} gene needs a non-empty `options` list, e.g. "
-                             f"[keep, identity], but got {self.options!r}.")
+            raise UserError(f"The {self.kind} gene needs a non-empty `options` list, e.g. "
+                            f"[keep, identity], but got {self.options!r}.")
         options = tuple(self.options)
         if KEEP not in options:  # the baseline (everything kept) must be in the space
             options = (KEEP, *options)
         object.__setattr__(self, "options", options)
         labels = [option_label(o) for o in options]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"The {self.kind} gene lists an option twice: {labels}.")
+            raise UserError(f"The {self.kind} gene lists an option twice: {labels}.")
         if self.sites is not None:
             try:
                 re.compile(self.sites)
             except re.error as err:
-                raise ValueError(f"`sites: {self.sites!r}` of the {self.kind} gene is not a "
-                                 f"valid regex ({err}).") from None
+                raise UserError(f"`sites: {self.sites!r}` of the {self.kind} gene is not a "
+                                f"valid regex ({err}).") from None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -94,27 +103,38 @@ class SpaceConfig:
     seed: int = 0
     population: int | None = None  # NSGA-II population (default: about trials / 2, 4..50)
     asha_grace_epochs: int | None = None  # early-stop weak trials on val accuracy (ASHA)
+    sampler_params: dict[str, Any] = field(default_factory=dict)  # the sampler's own keys
+    plugins: tuple[str, ...] = ()  # modules imported before the genes are resolved
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"`sampler` must be one of {', '.join(SAMPLERS)}, but got "
-                             f"{self.sampler!r}.")
+        from minsearch.search.samplers import check_sampler
+
+        if not isinstance(self.sampler, str):
+            raise UserError(f"`sampler` must be a name such as 'tpe' or a mapping "
+                            f"{{name: tpe, ...}}, but got {self.sampler!r}.")
+        check_sampler(self.sampler, self.sampler_params)
+        object.__setattr__(self, "plugins", tuple(self.plugins))
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise UserError(f"`seed` must be an int, but got {self.seed!r}.")
         if not isinstance(self.trials, int) or self.trials < 1:
-            raise ValueError(f"`trials` must be an int >= 1, but got {self.trials!r}.")
+            raise UserError(f"`trials` must be an int >= 1, but got {self.trials!r}.")
         if not self.genes:
-            raise ValueError("A space needs at least one gene under `genes:`.")
+            raise UserError("A space needs at least one gene under `genes:`.")
         if self.population is not None and self.population < 2:
-            raise ValueError(f"`population` must be >= 2, but got {self.population}.")
+            raise UserError(f"`population` must be >= 2, but got {self.population}.")
         if self.asha_grace_epochs is not None and self.asha_grace_epochs < 1:
-            raise ValueError(f"`asha_grace_epochs` must be >= 1 or null, but got "
-                             f"{self.asha_grace_epochs}.")
+            raise UserError(f"`asha_grace_epochs` must be >= 1 or null, but got "
+                            f"{self.asha_grace_epochs}.")
 
     @property
     def population_size(self) -> int:
         return self.population or max(4, min(50, self.trials // 2))
 
     def to_json(self) -> dict[str, Any]:
-        return {"sampler": self.sampler, "trials": self.trials, "seed": self.seed,
+        sampler = {"name": self.sampler, **self.sampler_params} if self.sampler_params else (
+            self.sampler)
+        return {"sampler": sampler, "trials": self.trials, "seed": self.seed,
+                **({"plugins": list(self.plugins)} if self.plugins else {}),
                 "population": self.population, "asha_grace_epochs": self.asha_grace_epochs,
                 "genes": [{"kind": g.kind, "tie": g.tie, "options": list(g.options),
                            **({"sites": g.sites} if g.sites else {}),
@@ -123,38 +143,52 @@ class SpaceConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SpaceConfig:
         if not isinstance(data, dict):
-            raise ValueError(f"A space must be a mapping, but got {type(data).__name__}.")
-        known = {"genes", "sampler", "trials", "seed", "population", "asha_grace_epochs"}
+            raise UserError(f"A space must be a mapping, but got {type(data).__name__}.")
+        known = {"genes", "sampler", "trials", "seed", "population", "asha_grace_epochs",
+                 "plugins"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"Unknown space key(s) {unknown}; known: {', '.join(sorted(known))}.")
+            raise UserError(f"Unknown space key(s) {unknown}; known: {', '.join(sorted(known))}.")
+        plugins = data.get("plugins") or []
+        if not isinstance(plugins, list):
+            raise UserError(f"`plugins` must be a list of module names, but got {plugins!r}.")
+        load_plugins(plugins)  # before the genes: a plugin may register a site kind
         genes = data.get("genes") or []
         if not isinstance(genes, list):
-            raise ValueError(f"`genes` must be a list of gene specs, but got {genes!r}.")
+            raise UserError(f"`genes` must be a list of gene specs, but got {genes!r}.")
         specs = []
         for gene in genes:
             if not isinstance(gene, dict) or "kind" not in gene:
-                raise ValueError(f"Each gene must be a mapping with `kind` and `options`, but "
-                                 f"got {gene!r}.")
+                raise UserError(f"Each gene must be a mapping with `kind` and `options`, but "
+                                f"got {gene!r}.")
             extra = sorted(set(gene) - {"kind", "options", "tie", "sites", "name"})
             if extra:
-                raise ValueError(f"Unknown gene key(s) {extra} in {gene!r}; known: kind, "
-                                 f"options, tie, sites, name.")
+                raise UserError(f"Unknown gene key(s) {extra} in {gene!r}; known: kind, "
+                                f"options, tie, sites, name.")
             specs.append(GeneSpec(kind=gene["kind"], options=gene.get("options") or (),
                                   tie=gene.get("tie", "kind"), sites=gene.get("sites"),
                                   name=gene.get("name")))
-        rest = {k: v for k, v in data.items() if k != "genes"}
-        return cls(genes=tuple(specs), **rest)
+        rest = {k: v for k, v in data.items() if k not in ("genes", "sampler", "plugins")}
+        sampler = data.get("sampler", "nsga2")
+        params: dict[str, Any] = {}
+        if isinstance(sampler, dict):
+            if not isinstance(sampler.get("name"), str):
+                raise UserError(f"A `sampler` mapping needs `name` (e.g. {{name: tpe, "
+                                f"n_startup_trials: 4}}), but got {sampler!r}.")
+            params = {k: v for k, v in sampler.items() if k != "name"}
+            sampler = sampler["name"]
+        return cls(genes=tuple(specs), sampler=sampler, sampler_params=params,
+                   plugins=tuple(plugins), **rest)
 
 
 def load_space(path: str | Path) -> SpaceConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Space file {str(path)!r} does not exist.")
+    """Read and check a space file (plugins are imported first); mistakes are one-line
+    :class:`UserError` s that start with the file's path."""
+    data = read_yaml(path, "space file")
     try:
-        return SpaceConfig.from_json(yaml.safe_load(path.read_text()) or {})
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        return SpaceConfig.from_json({} if data is None else data)
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -191,15 +225,15 @@ def resolve_genes(space: SpaceConfig, discovery: Discovery) -> list[Gene]:
         candidates = discovery.of_kind(spec.kind)
         if not candidates:
             found = ", ".join(f"{k}: {n}" for k, n in discovery.counts().items() if n)
-            raise ValueError(f"The space has a {spec.kind} gene but the model has no {spec.kind} "
-                             f"sites (found {found or 'none'}); remove that gene.")
+            raise UserError(f"The space has a {spec.kind} gene but the model has no {spec.kind} "
+                            f"sites (found {found or 'none'}); remove that gene.")
         if spec.sites is not None:
             pattern = re.compile(spec.sites)
             candidates = [s for s in candidates if pattern.fullmatch(s.name)]
             if not candidates:
                 sample = ", ".join(s.name for s in discovery.of_kind(spec.kind)[:4])
-                raise ValueError(f"`sites: {spec.sites!r}` of the {spec.kind} gene matches no "
-                                 f"{spec.kind} site; they look like: {sample}.")
+                raise UserError(f"`sites: {spec.sites!r}` of the {spec.kind} gene matches no "
+                                f"{spec.kind} site; they look like: {sample}.")
         groups: dict[str, list[str]] = {}
         for site in candidates:
             groups.setdefault(_group_key(site, spec.tie), []).append(site.name)
@@ -209,30 +243,22 @@ def resolve_genes(space: SpaceConfig, discovery: Discovery) -> list[Gene]:
             gene = Gene(f"{prefix}@{key}" if key else prefix, spec.kind, tuple(names),
                         spec.labels, dict(zip(spec.labels, spec.options, strict=True)))
             for site_name in names:
-                for part in _parts(by_name[site_name]):
+                for part in parts(by_name[site_name]):
                     mine = gene.name if part == site_name else f"{gene.name} via {site_name}"
                     if part in owner:
-                        raise ValueError(f"Site {part} is in two genes ({owner[part]} and "
-                                         f"{mine}); narrow one with `sites:`.")
+                        raise UserError(f"Site {part} is in two genes ({owner[part]} and "
+                                        f"{mine}); narrow one with `sites:`.")
                     owner[part] = mine
             if any(g.name == gene.name for g in genes):
-                raise ValueError(f"Two genes are named {gene.name!r}; give one a `name:`.")
+                raise UserError(f"Two genes are named {gene.name!r}; give one a `name:`.")
             for label in gene.labels:  # every option must apply at every site of the gene
                 try:
                     Genome.from_json(genome_rules([gene], {gene.name: label})).resolve(discovery)
                 except ValueError as err:
-                    raise ValueError(f"Gene {gene.name!r}, option {label!r}: {err} Remove the "
-                                     f"option, or narrow the gene with `sites:`.") from None
+                    raise UserError(f"Gene {gene.name!r}, option {label!r}: {err} Remove the "
+                                    f"option, or narrow the gene with `sites:`.") from None
             genes.append(gene)
     return genes
-
-
-def _parts(site: Site) -> tuple[str, ...]:
-    """The sites a gene at ``site`` may change: a pair rewrites its norm and its residual too,
-    so a gene over the pair and a gene over either part would collide in some trials."""
-    if site.kind == "pair":
-        return (site.name, site.detail["norm"], site.detail["residual"])
-    return (site.name,)
 
 
 def genome_rules(genes: list[Gene], params: dict[str, str]) -> dict[str, Any]:
@@ -242,8 +268,8 @@ def genome_rules(genes: list[Gene], params: dict[str, str]) -> dict[str, Any]:
     for gene in genes:
         label = params.get(gene.name, KEEP)
         if label not in gene.specs:
-            raise ValueError(f"Gene {gene.name!r} has no option {label!r}; options: "
-                             f"{', '.join(gene.labels)}.")
+            raise UserError(f"Gene {gene.name!r} has no option {label!r}; options: "
+                            f"{', '.join(gene.labels)}.")
         if label != KEEP:
             rules.update({site: gene.specs[label] for site in gene.sites})
     return rules

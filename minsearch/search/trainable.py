@@ -14,6 +14,9 @@ Runs in a Ray worker (reused across trials: the dataset is cached per process). 
 - on failure: ``{"failed": 1, "reason": ...}`` with a checkpoint holding ``failed.json``, then
   the error is raised (the trial ends ERROR, Optuna FAIL). A retry (``max_failures``) of a
   deterministic failure re-raises at once instead of training again.
+
+Before it builds the candidate, a trial imports the space's plugins and runs the registered
+trial hooks (:mod:`minsearch.search.hooks`); a hook that raises fails the trial.
 """
 
 from __future__ import annotations
@@ -28,16 +31,19 @@ import torch
 from ray import tune
 
 from minsearch.objectives import measure_all
+from minsearch.plugins import load_plugins
+from minsearch.search.hooks import TrialStart, run_trial_hooks
+from minsearch.search.run_dir import CheckpointFiles
 from minsearch.search.space import Gene, genome_rules
 from minsearch.tasks.candidate import build_candidate
 from minsearch.tasks.config import TaskConfig
 from minsearch.tasks.data import TaskData, load_data
 from minsearch.tasks.train import evaluate, make_optimizer, resolve_device, train_epoch
 
-FINAL = "final.json"
-FAILED = "failed.json"
-STATE = "state.pt"
-WEIGHTS = "model.pt"
+FINAL = CheckpointFiles.FINAL
+FAILED = CheckpointFiles.FAILED
+STATE = CheckpointFiles.STATE
+WEIGHTS = CheckpointFiles.WEIGHTS
 
 _DATA: dict[str, TaskData] = {}  # per worker process, kept across reused trials
 
@@ -82,7 +88,8 @@ def _restored() -> dict[str, Any]:
 
 def run_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
     """Ray function trainable. ``config`` holds one option label per gene; ``payload`` holds
-    the task (flat), the genes (json), the parent's state dict (or None) and thread count."""
+    the task (flat), the genes (json), the plugins, the parent's state dict (or None) and the
+    thread count."""
     torch.set_num_threads(max(1, int(payload.get("threads", 1))))
     restored = _restored()
     if FINAL in restored:
@@ -101,16 +108,12 @@ def run_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
 def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
                        state: dict[str, Any] | None) -> None:
     start = time.perf_counter()
+    load_plugins(payload.get("plugins", ()))  # before the task: they may register its names
     task = TaskConfig.from_flat(payload["task"])
     genes = [Gene.from_json(g) for g in payload["genes"]]
     params = {g.name: config[g.name] for g in genes}
-    fail_when = payload.get("fail_when")  # test hook, set from MINSEARCH_FAIL_WHEN
-    if fail_when and all(params.get(k) == v for k, v in fail_when.items()):
-        raise RuntimeError(f"injected failure for {fail_when} (MINSEARCH_FAIL_WHEN)")
-    if payload.get("trial_log"):  # test hook (MINSEARCH_TRIAL_LOG): one line per training run
-        with open(payload["trial_log"], "a") as log:
-            log.write(json.dumps({"trial_id": tune.get_context().get_trial_id(),
-                                  "start_epoch": int(state["epoch"]) if state else 0}) + "\n")
+    run_trial_hooks(TrialStart(tune.get_context().get_trial_id(), dict(params),
+                               int(state["epoch"]) if state else 0))
     device = resolve_device(task.recipe.device)
     data = _data(task)
     model, genome = build_candidate(task, genome_rules(genes, params), data,

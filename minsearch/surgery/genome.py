@@ -66,8 +66,8 @@ class Genome:
             site = by_name.get(name)
             if site is None:
                 raise UserError(f"Genome selector {name!r} is neither a site name nor "
-                                 f"'KIND:PATTERN' with KIND in {', '.join(kinds)}; "
-                                 f"`minsearch genes MODEL` lists the site names.")
+                                f"'KIND:PATTERN' with KIND in {', '.join(kinds)}; "
+                                f"`minsearch genes MODEL` lists the site names.")
             resolved[name] = _checked(parse_option(site.kind, spec), site)
         return resolved
 
@@ -82,7 +82,7 @@ def _match(discovery: Discovery, kind: str, pattern: str, selector: str) -> list
     if not matched and regex != ".*":  # "all norms" of a norm-free model is just empty
         names = [s.name for s in discovery.of_kind(kind)][:4]
         raise UserError(f"Genome selector {selector!r} matches no {kind} site; {kind} sites "
-                         f"look like: {', '.join(names) or 'none in this model'}.")
+                        f"look like: {', '.join(names) or 'none in this model'}.")
     return matched
 
 
@@ -91,5 +91,5 @@ def _checked(config: OptionConfig, site) -> OptionConfig:
         option = get_option(site.kind, config.name)
         why = "" if option.applies_to(site) else " (it does not apply to this site)"
         raise UserError(f"Option {config.name!r} cannot be used at {site.name}{why}; options "
-                         f"there: {', '.join(site.options)}.")
+                        f"there: {', '.join(site.options)}.")
     return config

@@ -9,7 +9,6 @@ of the module it replaces; new parameters (gates, scales) start at their default
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from minsearch.errors import UserError
 from minsearch.models import build_model
 from minsearch.tasks.config import TEXT_DEFAULTS, TaskConfig
 from minsearch.tasks.data import DataKind
@@ -34,10 +34,10 @@ def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
 
 def parent_key(task: TaskConfig) -> str:
     """A short hash of everything the parent's trained weights depend on."""
-    recipe = dataclasses.asdict(task.recipe)
+    recipe = task.recipe.as_dict()
     for key in ("epochs", "device", "checkpoint_seconds"):  # no effect on the parent's weights
         recipe.pop(key)
-    data = {k: v for k, v in dataclasses.asdict(task.data).items()
+    data = {k: v for k, v in task.data.as_dict().items()
             if not (k in TEXT_DEFAULTS and v is None)}  # image keys hash as they always did
     blob = json.dumps({"model": task.model, "data": data,
                        "recipe": recipe, "torch": torch.__version__}, sort_keys=True)
@@ -104,15 +104,15 @@ def load_candidate(path: str | Path, map_location: str = "cpu") -> nn.Module:
 
     blob = torch.load(path, map_location=map_location, weights_only=True)
     if blob.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{path} is not a minsearch export (format {blob.get('format')!r}, "
-                         f"expected {EXPORT_FORMAT!r}); write one with `minsearch export`.")
+        raise UserError(f"{path} is not a minsearch export (format {blob.get('format')!r}, "
+                        f"expected {EXPORT_FORMAT!r}); write one with `minsearch export`.")
     from minsearch.surgery.fold import add_folded_biases
 
     model = build_model(blob["model"])
     dtype = getattr(torch, str(blob.get("input_dtype", "float32")), None)  # older: images
     if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"{path} names input dtype {blob.get('input_dtype')!r}, which is not a "
-                         f"torch dtype; re-export it with `minsearch export`.")
+        raise UserError(f"{path} names input dtype {blob.get('input_dtype')!r}, which is not a "
+                        f"torch dtype; re-export it with `minsearch export`.")
     apply_(model, Genome.from_json(blob["genome"]),
            torch.zeros([2, *blob["input_shape"][1:]], dtype=dtype))
     add_folded_biases(model, blob["state_dict"])  # norm-free exports (minsearch ln-free)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
+from minsearch.errors import UserError
 from minsearch.tasks.config import DataConfig
 
 Corrupt = Callable[[torch.Tensor], torch.Tensor]
@@ -171,8 +172,8 @@ def _imagefolder(cfg: DataConfig) -> Split:
     try:
         dataset = ImageFolder(str(cfg.data_root), transform=_to_tensor_transform(cfg.image_size))
     except (FileNotFoundError, RuntimeError) as err:
-        raise FileNotFoundError(f"Cannot read an ImageFolder tree at {cfg.data_root!r} ({err}); "
-                                f"it needs one sub-folder of images per class.") from None
+        raise UserError(f"Cannot read an ImageFolder tree at {cfg.data_root!r} ({err}); "
+                        f"it needs one sub-folder of images per class.") from None
     return _materialize(dataset, cfg)
 
 
@@ -182,8 +183,8 @@ def _torchvision(cfg: DataConfig) -> dict[str, Split]:
     name = cfg.dataset.split(":", 1)[1]
     cls = getattr(torchvision.datasets, name, None)
     if not isinstance(cls, type):
-        raise ValueError(f"torchvision.datasets has no dataset {name!r}; e.g. "
-                         f"'torchvision:CIFAR10' or 'torchvision:MNIST'.")
+        raise UserError(f"torchvision.datasets has no dataset {name!r}; e.g. "
+                        f"'torchvision:CIFAR10' or 'torchvision:MNIST'.")
     kwargs = dict(cfg.data_kwargs, download=False,
                   transform=_to_tensor_transform(cfg.image_size))
 
@@ -191,9 +192,9 @@ def _torchvision(cfg: DataConfig) -> dict[str, Split]:
         try:
             return cls(str(cfg.data_root), **kwargs, **extra)
         except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. ..."
-            raise FileNotFoundError(f"{name} is not under {cfg.data_root!r} ({err}). "
-                                    f"minsearch never downloads: put it in that folder "
-                                    f"yourself.") from None
+            raise UserError(f"{name} is not under {cfg.data_root!r} ({err}). "
+                            f"minsearch never downloads: put it in that folder "
+                            f"yourself.") from None
 
     if "train" in inspect.signature(cls).parameters:
         return {"train": _materialize(make(train=True), cfg),
@@ -206,14 +207,14 @@ def _factory(cfg: DataConfig) -> dict[str, Split]:
     try:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"Cannot load dataset function {cfg.dataset!r} ({err}); it must be "
-                         f"'package.module:function' importable from PYTHONPATH.") from None
+        raise UserError(f"Cannot load dataset function {cfg.dataset!r} ({err}); it must be "
+                        f"'package.module:function' importable from PYTHONPATH.") from None
     result = func(**cfg.data_kwargs)
     if isinstance(result, dict):
         unknown = set(result) - {"train", "val", "test"}
         if unknown or not {"train", "test"} <= set(result):
-            raise ValueError(f"Dataset function {cfg.dataset} returned keys {sorted(result)}; "
-                             f"expected 'train' and 'test' (and optionally 'val').")
+            raise UserError(f"Dataset function {cfg.dataset} returned keys {sorted(result)}; "
+                            f"expected 'train' and 'test' (and optionally 'val').")
         return {k: _materialize(v, cfg) for k, v in result.items()}
     return {"all": _materialize(result, cfg)}
 
@@ -225,7 +226,7 @@ def _materialize(source, cfg: DataConfig) -> Split:
         x, y = source
     else:
         if not hasattr(source, "__len__") or not hasattr(source, "__getitem__"):
-            raise TypeError(f"A dataset must be indexable with a length, or an (x, y) pair of "
+            raise UserError(f"A dataset must be indexable with a length, or an (x, y) pair of "
                             f"tensors, but got {type(source).__name__}.")
         indices: list[int] | range = range(len(source))
         if cfg.max_samples is not None and len(source) > cfg.max_samples:
@@ -238,11 +239,11 @@ def _materialize(source, cfg: DataConfig) -> Split:
     if x.ndim == 3:
         x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
     if x.ndim != 4 or len(x) != len(y):
-        raise ValueError(f"Images must be (N, C, H, W) with one label each, but got images "
-                         f"{tuple(x.shape)} and labels {tuple(y.shape)}.")
+        raise UserError(f"Images must be (N, C, H, W) with one label each, but got images "
+                        f"{tuple(x.shape)} and labels {tuple(y.shape)}.")
     if x.dtype != torch.uint8 and x.is_floating_point() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"Float images must lie in [0, 1] (normalisation is done by minsearch), "
-                         f"but got values in [{float(x.min()):.3g}, {float(x.max()):.3g}].")
+        raise UserError(f"Float images must lie in [0, 1] (normalisation is done by minsearch), "
+                        f"but got values in [{float(x.min()):.3g}, {float(x.max()):.3g}].")
     return Split(x, y.long())
 
 
@@ -271,7 +272,7 @@ def _split(parts: dict[str, Split], cfg: DataConfig) -> tuple[Split, Split, Spli
         n_val = round(n * f_val)
         n_train = n - n_val - n_test
         if n_train < 1:
-            raise ValueError(f"Split {list(cfg.split)} of {n} samples leaves no training data.")
+            raise UserError(f"Split {list(cfg.split)} of {n} samples leaves no training data.")
         cut = lambda a, b: Split(pool.x[a:b], pool.y[a:b])
         return cut(0, n_train), cut(n_train, n_train + n_val), cut(n_train + n_val, n)
     test = take(parts["test"], cfg.max_samples)

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import torch
 
+from minsearch.errors import UserError
 from minsearch.tasks.config import DataConfig
 from minsearch.tasks.data import Corrupt
 from minsearch.text.corpus import VOCAB_SIZE, char_noise, load_corpus
@@ -88,9 +89,9 @@ def load_text_data(cfg: DataConfig) -> TextData:
     corpus = load_corpus(cfg.data_root, pattern=cfg.file_pattern, max_chars=cfg.max_chars,
                          split=cfg.split, seed=cfg.data_seed)
     if len(corpus.train) <= cfg.block_size + 1:
-        raise ValueError(f"The train range has {len(corpus.train)} characters, too few for "
-                         f"windows of block_size={cfg.block_size}; raise `max_chars` or lower "
-                         f"`block_size`.")
+        raise UserError(f"The train range has {len(corpus.train)} characters, too few for "
+                        f"windows of block_size={cfg.block_size}; raise `max_chars` or lower "
+                        f"`block_size`.")
     splits = {name: TextSplit(getattr(corpus, name),
                               corpus.windows(name, cfg.block_size, cfg.eval_windows))
               for name in ("train", "val", "test")}

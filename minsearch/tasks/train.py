@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minsearch.errors import UserError
 from minsearch.tasks.config import RecipeConfig
 from minsearch.tasks.data import DataKind
 
@@ -30,8 +31,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("`device: cuda` was asked for but no CUDA device is visible; use "
-                         "`device: auto` or `device: cpu`.")
+        raise UserError("`device: cuda` was asked for but no CUDA device is visible; use "
+                        "`device: auto` or `device: cpu`.")
     return torch.device(name)
 
 
@@ -43,14 +44,6 @@ def make_optimizer(model: nn.Module, recipe: RecipeConfig) -> torch.optim.Optimi
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-
-
-def example_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each example's mean cross-entropy over its targets, ``(len(y),)`` in nats: logits
-    ``(*y.shape, classes)``, one label per image or one next character per text position."""
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                           reduction="none")
-    return loss.view(len(y), -1).mean(1)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
@@ -147,10 +140,10 @@ def check_outputs(model: nn.Module, data: DataKind, device: torch.device | str =
         try:
             out = model(x)
         except (IndexError, RuntimeError) as err:  # e.g. char codes past the vocabulary
-            raise ValueError(f"The model fails on a batch of 2 inputs of shape {tuple(x.shape)} "
-                             f"({x.dtype}): {err}. Build it for the data's inputs and {n} "
-                             f"classes (e.g. '?{arg}={n}' in the model spec).") from None
+            raise UserError(f"The model fails on a batch of 2 inputs of shape {tuple(x.shape)} "
+                            f"({x.dtype}): {err}. Build it for the data's inputs and {n} "
+                            f"classes (e.g. '?{arg}={n}' in the model spec).") from None
     if tuple(out.shape) != (*y.shape, data.num_classes):
-        raise ValueError(f"The model returns shape {tuple(out.shape)} for a batch of 2, but the "
-                         f"data needs {(*y.shape, n)} ({n} classes); build it with "
-                         f"{arg}={n} (e.g. '?{arg}={n}' in the model spec).")
+        raise UserError(f"The model returns shape {tuple(out.shape)} for a batch of 2, but the "
+                        f"data needs {(*y.shape, n)} ({n} classes); build it with "
+                        f"{arg}={n} (e.g. '?{arg}={n}' in the model spec).")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from minsearch.errors import UserError
+
 VOCAB_SIZE = 128
 PRINTABLE = (32, 127)  # noise draws character codes in [32, 127): space to '~'
 _UNKNOWN = ord("?")
@@ -51,8 +53,8 @@ class CharCorpus:
         data = getattr(self, split)
         span = block_size + 1
         if len(data) < span:
-            raise ValueError(f"The {split} split has {len(data)} characters, fewer than one "
-                             f"window of {span}; use more text or a smaller block_size.")
+            raise UserError(f"The {split} split has {len(data)} characters, fewer than one "
+                            f"window of {span}; use more text or a smaller block_size.")
         starts = torch.linspace(0, len(data) - span, count).long()
         return torch.stack([data[s:s + span] for s in starts.tolist()])  # (count, T+1)
 
@@ -76,10 +78,10 @@ def load_corpus(root: str | Path | None = None, *, pattern: str = "*.py",
     (default: the standard library) and split them."""
     root = Path(root) if root is not None else default_root()
     if not root.is_dir():
-        raise FileNotFoundError(f"Corpus folder {str(root)!r} does not exist; give a folder "
-                                f"of text files (e.g. data_root: /path/to/texts).")
+        raise UserError(f"Corpus folder {str(root)!r} does not exist; give a folder "
+                        f"of text files (e.g. data_root: /path/to/texts).")
     if abs(sum(split) - 1.0) > 1e-6 or min(split) <= 0:
-        raise ValueError(f"Split fractions must be positive and sum to 1, but got {split}.")
+        raise UserError(f"Split fractions must be positive and sum to 1, but got {split}.")
     skip = {"test", "tests", "site-packages", "dist-packages"}  # the stdlib's own code only
     files = sorted(p for p in root.rglob(pattern)
                    if p.is_file() and not skip & set(p.relative_to(root).parts))
@@ -95,7 +97,7 @@ def load_corpus(root: str | Path | None = None, *, pattern: str = "*.py",
         texts.append(text[: max_chars - total])
         total += len(texts[-1])
     if total == 0:
-        raise ValueError(f"No text in files matching {pattern!r} under {str(root)!r}.")
+        raise UserError(f"No text in files matching {pattern!r} under {str(root)!r}.")
     ids = encode("\n".join(texts))
     a, b = int(len(ids) * split[0]), int(len(ids) * (split[0] + split[1]))
     return CharCorpus(ids[:a], ids[a:b], ids[b:], len(texts))

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minsearch.errors import UserError
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, n_embd: int, n_head: int):
@@ -78,5 +80,5 @@ def char_gpt(vocab_size: int = 128, block_size: int = 64, n_embd: int = 64, n_he
              n_layer: int = 2) -> GPT:
     """A small character-level GPT: ``vocab_size`` covers ASCII (see minsearch.text.corpus)."""
     if n_embd % n_head:
-        raise ValueError(f"`n_embd % n_head == 0` must hold, but got {n_embd=} and {n_head=}.")
+        raise UserError(f"`n_embd % n_head == 0` must hold, but got {n_embd=} and {n_head=}.")
     return GPT(vocab_size, block_size, n_embd, n_head, n_layer)

@@ -8,10 +8,19 @@ of per-sequence loss is reported beside the mean.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from minsearch.tasks.train import example_cross_entropy
 from minsearch.text.corpus import VOCAB_SIZE, char_noise
+
+
+def example_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each example's mean cross-entropy over its targets, ``(len(y),)`` in nats: logits
+    ``(*y.shape, classes)``, one next character per text position (a window's loss) or one
+    label per image (the loss objectives use it for every data kind)."""
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                           reduction="none")
+    return loss.view(len(y), -1).mean(1)
 
 
 @torch.no_grad()

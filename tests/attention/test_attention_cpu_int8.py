@@ -67,7 +67,7 @@ def test_int8mm_path_needs_int8_qk():
 
 def test_auto_falls_back_to_reference_when_the_kernel_fails(monkeypatch):
     """CPU twin of a GPU whose Triton build cannot compile the kernel: warn, then reference."""
-    import minsearch.kernels.attention_triton as kernel
+    import minsearch.attention.triton_kernel as kernel
 
     def broken(*args, **kwargs):
         raise RuntimeError("no fp8 MMA here")

@@ -41,7 +41,8 @@ def test_forward_backward_finite_and_reaches_inputs(name):
     out.square().mean().backward()
     for t in (q, k, v):
         assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
-    if m.p_scale is not None:  # binary/ternary: the learned scale gets a gradient
+    assert (m.p_scale is not None) == m.spec.learned_p_scale
+    if m.spec.learned_p_scale:  # binary/ternary: the learned scale gets a gradient
         assert m.p_scale.grad is not None and m.p_scale.grad.abs().sum() > 0
 
 

@@ -5,6 +5,7 @@ import pytest
 from minsearch.attention.cost import attention_bytes
 from minsearch.attention.spec import AttnSpec
 from minsearch.catalog import OptionConfig, parse_option
+from minsearch.errors import UserError
 from tests.attention.helpers import PRECISION_OPTIONS, config
 
 
@@ -39,12 +40,12 @@ def test_overrides_round_trip_through_json(name):
     ({"kernel": "int8mm", "qk": "fp8"}, r"needs qk='int8', but got qk='fp8'; use kernel='auto'"),
 ])
 def test_invalid_precision_states_rule_value_and_fix(fields, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(UserError, match=match):
         config("lowp", **fields)
 
 
 def test_smooth_k_must_be_bool():
-    with pytest.raises(TypeError, match="smooth_k"):
+    with pytest.raises(UserError, match="smooth_k"):
         AttnSpec(smooth_k="yes")
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from minsearch.attention import LowpSDPA, lowp_attention
 from minsearch.attention.spec import PV_FORMATS, QK_FORMATS, AttnSpec  # noqa: E402
+from minsearch.errors import UserError
 from tests.attention.helpers import close_up_to_rare_flips, config, qkv  # noqa: E402
 
 ALPHA = torch.tensor([1.0, 0.45]).reshape(2, 1, 1)  # learned-scale stand-in, one per head
@@ -33,7 +34,7 @@ def kernel():
             tl_standard.max).__name__:
         raise RuntimeError("triton was imported before TRITON_INTERPRET=1 was set; run these "
                            "cases through tests/attention/test_attention_triton.py.")
-    import minsearch.kernels.attention_triton as module
+    import minsearch.attention.triton_kernel as module
 
     return module
 
@@ -93,7 +94,7 @@ def test_lowp_sdpa_dispatches_to_the_kernel(kernel):
         out = m(q, k, v)
     close_up_to_rare_flips(out, lowp_attention(q, k, v, m.spec, m.alpha()),
                            F.scaled_dot_product_attention(q, k, v))
-    with pytest.raises(ValueError, match="supports neither attn_mask nor dropout"):
+    with pytest.raises(UserError, match="supports neither attn_mask nor dropout"):
         m(q, k, v, attn_mask=torch.ones(20, 20, dtype=torch.bool))
 
 

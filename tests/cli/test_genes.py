@@ -1,17 +1,10 @@
 """`minsearch genes`: the table, the JSON, and one-line errors with a non-zero exit."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from minsearch.cli.main import main
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "minsearch.cli.main", *args],
-                          capture_output=True, text=True)
 
 
 def test_json_lists_every_site(capsys):
@@ -36,7 +29,16 @@ def test_factory_model_spec(capsys):
     assert sum(s["kind"] == "residual" for s in data["sites"]) == 6
 
 
+def test_plugin_kind_is_listed(capsys):
+    assert main(["genes", "timm:vit_tiny_patch16_224?img_size=32&num_classes=10&depth=1",
+                 "--plugin", "tests.plugins.dropout_kind"]) == 0
+    out = capsys.readouterr().out
+    assert "dropout (" in out and "blocks.0.mlp.drop1" in out and "keep identity" in out
+    assert "attn.attn_drop" not in out  # timm's attention reads its `p`: not a dropout site
+
+
 @pytest.mark.parametrize("args, message", [
+    (["timm:resnet18", "--plugin", "no_such.plugin"], "Plugin 'no_such.plugin' cannot be"),
     (["timm:resnet1"], "Unknown timm model 'resnet1'. Close matches: resnet18"),
     (["nowhere.module:make"], "Cannot import module 'nowhere.module'"),
     (["tests.zoo:nothing"], "has no callable 'nothing'"),
@@ -44,8 +46,9 @@ def test_factory_model_spec(capsys):
     (["timm:resnet18", "--input-shape", "1,3"], "does not fit the model"),
     (["timm:resnet18?depth"], "must look like key=value"),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    result = run("genes", *args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    assert main(["genes", *args]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minsearch genes: error: "), err
+    assert message in lines[0] and "Traceback" not in err, err

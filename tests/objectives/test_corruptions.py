@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minsearch.errors import UserError
 from minsearch.objectives.corruptions import corruption_names, get_corruption
 
 
@@ -32,5 +33,5 @@ def test_higher_severity_moves_images_further(name, images):
 
 
 def test_unknown_corruption_lists_the_known():
-    with pytest.raises(ValueError, match="known: gaussian_noise"):
+    with pytest.raises(UserError, match="known: gaussian_noise"):
         get_corruption("fog")

@@ -8,10 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from minsearch.objectives import get_objective, measure_all, objective_names
+from minsearch.errors import UserError
+from minsearch.objectives import check_task, get_objective, measure_all, objective_names
 from minsearch.objectives.base import _OBJECTIVES, MeasureContext, Objective
+from minsearch.objectives.constraint import directions
 from minsearch.objectives.robustness import robustness_ratio
 from minsearch.objectives.size import state_bytes
+from minsearch.tasks.config import TaskConfig
 from minsearch.tasks.train import Diverged
 
 
@@ -24,7 +27,7 @@ def test_every_objective_measures_a_finite_value_with_a_direction(name, ctx):
 
 
 def test_unknown_objective_suggests():
-    with pytest.raises(ValueError, match="Did you mean 'latency_ms'"):
+    with pytest.raises(UserError, match="Did you mean 'latency_ms'"):
         get_objective("latency")
 
 
@@ -57,14 +60,11 @@ def test_flops_of_a_linear_layer(digits, task):
 
 
 def test_inference_memory_counts_activations_and_weights(digits, task):
-    import dataclasses
-
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 1000), nn.ReLU(), nn.Linear(1000, 10))
     values = {}
     for batch in (16, 64):
-        measure = dataclasses.replace(task.measure, memory_batch=batch)
-        ctx = MeasureContext(model, digits, dataclasses.replace(task, measure=measure),
-                             torch.device("cpu"))
+        measure = task.measure.replace(memory_batch=batch)
+        ctx = MeasureContext(model, digits, task.replace(measure=measure), torch.device("cpu"))
         values[batch] = get_objective("peak_mem_infer_bytes").measure(ctx)
     weights = state_bytes(model)
     # held: weights + input; live peak: the (B, 1000) hidden and its ReLU output
@@ -113,10 +113,8 @@ def test_measure_all_refuses_non_finite_values(ctx):
 
     _OBJECTIVES[Broken.name] = Broken
     try:
-        import dataclasses
-
-        measure = dataclasses.replace(ctx.task.measure, objectives=("accuracy", Broken.name))
-        task = dataclasses.replace(ctx.task, measure=measure)
+        measure = ctx.task.measure.replace(objectives=("accuracy", Broken.name))
+        task = ctx.task.replace(measure=measure)
         with pytest.raises(Diverged, match="'broken_test_objective' measured nan"):
             measure_all(ctx.model, ctx.data, task, ctx.device)
     finally:
@@ -124,11 +122,30 @@ def test_measure_all_refuses_non_finite_values(ctx):
 
 
 def test_measure_all_returns_objectives_in_task_order_and_extras(ctx, task):
-    import dataclasses
-
-    measure = dataclasses.replace(task.measure, objectives=("accuracy", "robustness",
-                                                            "param_bytes"))
-    values, extras = measure_all(ctx.model, ctx.data, dataclasses.replace(task, measure=measure),
-                                 ctx.device)
+    measure = task.measure.replace(objectives=("accuracy", "robustness", "param_bytes"))
+    values, extras = measure_all(ctx.model, ctx.data, task.replace(measure=measure), ctx.device)
     assert list(values) == ["accuracy", "robustness", "param_bytes"]
     assert len(extras) == 4 and all(k.startswith("corruption/") for k in extras)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"objectives": ["acuracy"]}, "Unknown objective 'acuracy'.*Did you mean 'accuracy'"),
+    ({"corruptions": ["fog"]}, "Unknown corruption 'fog'; known: gaussian_noise"),
+    ({"objectives": ["accuracy", "loss_p99", "robustness"], "dataset": "text"},
+     r"\['robustness'\] do not measure text data"),
+])
+def test_check_task_refuses_names_the_registries_lack(changes, message):
+    task = TaskConfig.from_flat({"model": "tests.tasks.factories:tiny_mlp", **changes})
+    with pytest.raises(UserError, match=message):
+        check_task(task)
+
+
+def test_measure_all_checks_the_task_first(ctx):
+    task = ctx.task.replace(measure=ctx.task.measure.replace(objectives=("accuracy", "acc")))
+    with pytest.raises(UserError, match="Unknown objective 'acc'"):
+        measure_all(ctx.model, ctx.data, task, ctx.device)
+
+
+def test_directions_follow_the_registry():
+    assert directions(["accuracy", "loss", "robustness", "param_bytes"]) == {
+        "accuracy": "max", "loss": "min", "robustness": "max", "param_bytes": "min"}

@@ -6,18 +6,22 @@ import math
 
 import pytest
 
+from minsearch.objectives.constraint import Constraint
 from minsearch.search.results import (
     TrialRecord,
     front_summary,
-    read_results,
     record_from_result,
     results_frame,
     trial_number,
-    write_results,
 )
+from minsearch.search.run_dir import RunDir
 
 DIRS = {"accuracy": "max", "param_bytes": "min"}
 GENES = ["norm"]
+
+
+def drop(limit: float | None) -> Constraint:
+    return Constraint("accuracy", "max", limit)
 
 
 def rec(tid, acc, size, state="COMPLETE", baseline=False, number=0, norm="dyt"):
@@ -49,7 +53,7 @@ def test_only_feasible_complete_trials_reach_the_front():
         rec("failed", math.nan, math.nan, state="FAILED", number=5),
         rec("worse", 0.88, 80, number=6),  # dominated by "small"
     ]
-    frame = results_frame(records, GENES, DIRS, max_accuracy_drop=0.02)
+    frame = results_frame(records, GENES, DIRS, drop(0.02))
     assert frame["trial_id"].tolist() == ["base", "small", "tiny", "pruned", "failed", "worse"]
     front = frame.loc[frame["pareto"], "trial_id"].tolist()
     assert front == ["base", "small"]
@@ -59,13 +63,13 @@ def test_only_feasible_complete_trials_reach_the_front():
 
 def test_without_a_constraint_every_complete_trial_is_feasible():
     records = [rec("base", 0.9, 100, baseline=True, norm="keep"), rec("tiny", 0.5, 10)]
-    frame = results_frame(records, GENES, DIRS, max_accuracy_drop=None)
+    frame = results_frame(records, GENES, DIRS, drop(None))
     assert frame["pareto"].tolist() == [True, True]
 
 
 def test_front_summary_states_the_reference_point_and_normalises_by_the_baseline():
     records = [rec("base", 0.8, 100, baseline=True, norm="keep"), rec("half", 0.8, 50)]
-    frame = results_frame(records, GENES, DIRS, None)
+    frame = results_frame(records, GENES, DIRS, drop(None))
     summary = front_summary(frame, DIRS)
     assert summary["reference_point"] == {"accuracy": 0.0, "param_bytes": 200.0}
     assert summary["normalized_by"] == "baseline"
@@ -78,11 +82,12 @@ def test_front_summary_states_the_reference_point_and_normalises_by_the_baseline
 
 def test_results_round_trip_through_the_run_folder(tmp_path):
     records = [rec("base", 0.9, 100, baseline=True, norm="keep"), rec("x", 0.95, 90)]
-    frame = results_frame(records, GENES, DIRS, 0.01)
-    write_results(tmp_path, frame, front_summary(frame, DIRS))
-    back = read_results(tmp_path)
+    frame = results_frame(records, GENES, DIRS, drop(0.01))
+    run = RunDir(tmp_path)
+    run.write_results(frame, front_summary(frame, DIRS))
+    back = run.read_results()
     assert back["trial_id"].tolist() == ["base", "x"]
-    assert (tmp_path / "front.csv").read_text().count("\n") == 2  # header + "x"
+    assert run.front_csv.read_text().count("\n") == 2  # header + "x"
 
 
 def test_trial_number_comes_from_rays_experiment_tag():

@@ -36,9 +36,10 @@ def finished(run_dir) -> list[dict]:
 
 def test_kill_9_then_resume_finishes_every_trial_exactly_once(drivers, tmp_path):
     task = write_yaml(tmp_path / "task.yaml", dict(TINY_TASK, epochs=2, checkpoint_seconds=0))
-    space = write_yaml(tmp_path / "space.yaml", dict(TINY_SPACE, trials=TRIALS))
+    space = write_yaml(tmp_path / "space.yaml", dict(
+        TINY_SPACE, trials=TRIALS, plugins=["tests.search.plugins.trial_log"]))
     run_dir, log = tmp_path / "run", tmp_path / "trainings.jsonl"
-    env = {"MINSEARCH_TRIAL_LOG": str(log)}
+    env = {"MINSEARCH_TEST_TRIAL_LOG": str(log)}
     driver = drivers.start("search", str(task), "--space", str(space), "--out", str(run_dir),
                            "--quiet", env=env, log=tmp_path / "driver.log")
     deadline = time.monotonic() + 300
@@ -75,16 +76,19 @@ def test_kill_9_then_resume_finishes_every_trial_exactly_once(drivers, tmp_path)
     assert {t["trial_id"] for t in trainings} == set(frame["trial_id"])
 
     # Optuna: TRIALS complete trials; anything else was asked but never run, and says why:
-    # an orphan of the kill, or a repeated genome that was redrawn.
+    # an orphan of the kill (listed in search.json with its reason), or a repeated genome
+    # that was redrawn (user attribute).
     study = optuna.load_study(study_name="minsearch",
                               storage=f"sqlite:///{run_dir.resolve()}/optuna.db")
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == TRIALS
     others = [t for t in study.trials if t.state != optuna.trial.TrialState.COMPLETE]
     assert all(t.state == optuna.trial.TrialState.FAIL for t in others)
-    assert all(t.user_attrs.get("minsearch_orphan") or t.user_attrs.get("minsearch_duplicate")
+    orphans = json.loads((run_dir / "search.json").read_text())["orphans"]
+    assert all(reason.startswith("orphaned") for reason in orphans.values())
+    assert all(str(t.number) in orphans or t.user_attrs.get("minsearch_duplicate")
                for t in others)
-    assert sum(bool(t.user_attrs.get("minsearch_orphan")) for t in others) <= 2
+    assert len(orphans) <= 2
     values = sorted(round(t.values[0], 9) for t in study.trials if t.values)
     assert values == sorted(round(a, 9) for a in frame["accuracy"])
 

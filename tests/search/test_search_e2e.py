@@ -1,4 +1,5 @@
-"""End to end: a small search on digits through the CLI, with one injected failure.
+"""End to end: a small search on digits through the CLI, with one injected failure (by a
+trial-hook plugin the space file names).
 
 Produces the run folder, a front, MLflow parent and children with params and metrics, the
 report, and exported front weights that reproduce the measured accuracy.
@@ -17,7 +18,8 @@ from tests.search.conftest import TINY_SPACE, session_processes, write_yaml
 
 pytestmark = pytest.mark.slow
 
-SPACE = dict(TINY_SPACE, genes=[
+PLUGINS = ["tests.search.plugins.fail_when", "tests.search.plugins.trial_log"]
+SPACE = dict(TINY_SPACE, plugins=PLUGINS, genes=[
     {"kind": "norm", "tie": "kind", "options": ["keep", "identity", "dyt"]},
     {"kind": "residual", "tie": "kind", "options": ["keep", "layerscale"]},
 ])
@@ -35,8 +37,8 @@ def search_run(tmp_path_factory):
     log = tmp / "trainings.jsonl"
     code, output = drivers.run(
         "search", str(task), "--space", str(space), "--out", str(run_dir), "--quiet",
-        env={"MINSEARCH_FAIL_WHEN": json.dumps({"residual": "layerscale"}),
-             "MINSEARCH_TRIAL_LOG": str(log)})
+        env={"MINSEARCH_TEST_FAIL_WHEN": json.dumps({"residual": "layerscale"}),
+             "MINSEARCH_TEST_TRIAL_LOG": str(log)})
     left = [pid for sid in drivers.sessions for pid in session_processes(sid)]
     drivers.cleanup()
     return {"code": code, "output": output, "run_dir": run_dir, "left": left, "log": log}
@@ -85,6 +87,7 @@ def test_front_summary_and_weights(search_run):
 
 def test_exported_front_member_reproduces_its_accuracy(search_run, drivers, tmp_path):
     from minsearch.search.plan import load_plan
+    from minsearch.search.run_dir import RunDir
     from minsearch.tasks.candidate import load_candidate
     from minsearch.tasks.data import load_data
     from minsearch.tasks.train import evaluate
@@ -98,7 +101,7 @@ def test_exported_front_member_reproduces_its_accuracy(search_run, drivers, tmp_
     blob = torch.load(tmp_path / "c.pt", weights_only=True)
     assert blob["genome"] == json.loads(row["genome"])
     model = load_candidate(tmp_path / "c.pt")
-    data = load_data(load_plan(run_dir).task.data)
+    data = load_data(load_plan(RunDir.open(run_dir)).task.data)
     assert evaluate(model, data, data.test) == pytest.approx(row["accuracy"])
 
 
@@ -161,7 +164,7 @@ def test_resume_of_a_finished_search_trains_nothing(search_run, drivers):
     complete = pd.read_csv(run_dir / "results.csv")["state"].eq("COMPLETE").sum()
     assert trainings.count("\n") == complete  # one training run per completed trial
     code, output = drivers.run("resume", str(run_dir), "--quiet",
-                               env={"MINSEARCH_TRIAL_LOG": str(log)})
+                               env={"MINSEARCH_TEST_TRIAL_LOG": str(log)})
     assert code == 0, output[-2000:]
     assert log.read_text() == trainings
     assert len(pd.read_csv(run_dir / "results.csv")) == 5

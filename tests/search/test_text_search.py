@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from minsearch.objectives.constraint import Constraint
 from minsearch.search.results import TrialRecord, results_frame
 from minsearch.search.space import SpaceConfig, resolve_genes
 from tests.search.conftest import session_processes, write_yaml
@@ -85,21 +86,23 @@ def test_the_loss_increase_constraint_decides_feasibility():
 
     records = [rec("base", 2.00, 100, 1, baseline=True), rec("close", 2.04, 90, 2),
                rec("far", 2.06, 50, 3), rec("better", 1.90, 100, 4)]
-    frame = results_frame(records, ["norm"], directions, max_accuracy_drop=0.05).set_index(
-        "trial_id")
+    frame = results_frame(records, ["norm"], directions,
+                          Constraint("loss", "min", 0.05)).set_index("trial_id")
     assert frame["feasible"].to_dict() == {"base": True, "close": True, "far": False,
                                            "better": True}
     assert set(frame.index[frame["pareto"]]) == {"close", "better"}
 
 
 def test_the_searcher_constrains_the_loss_increase(tmp_path):
-    from minsearch.search.searcher import CONSTRAINT, MinsearchSearch
+    from minsearch.search.run_dir import RunDir
+    from minsearch.search.searcher import CONSTRAINT, GenomeSearcher
     from minsearch.search.space import Gene
 
     genes = [Gene("norm", "norm", ("n1",), ("keep", "dyt"), {"keep": "keep", "dyt": "dyt"})]
     space = SpaceConfig.from_json({"sampler": "random", "trials": 3,
                                    "genes": [{"kind": "norm", "options": ["keep"]}]})
-    s = MinsearchSearch(genes, space, ["loss", "param_bytes"], ["min", "min"], tmp_path, 0.05)
+    s = GenomeSearcher(genes, space, {"loss": "min", "param_bytes": "min"},
+                       Constraint("loss", "min", 0.05), RunDir(tmp_path).storage_url)
     s.suggest("a")
     s.on_trial_complete("a", {"loss": 2.0, "param_bytes": 10.0, "final": 1})
     s.suggest("b")
@@ -110,14 +113,17 @@ def test_the_searcher_constrains_the_loss_increase(tmp_path):
 
 
 def test_report_can_go_reads_the_lowest_loss():
-    from minsearch.report import can_go
+    from minsearch.search.report import can_go
+    from minsearch.search.space import Gene
 
     frame = pd.DataFrame({"state": ["COMPLETE"] * 3, "baseline": [True, False, False],
                           "gene:norm": ["keep", "dyt", "dyt"], "loss": [2.0, 2.2, 2.03]})
-    rows = can_go(frame, [{"name": "norm", "sites": ["a"], "options": ["keep", "dyt"]}], 0.05,
-                  "loss", "min")
+    genes = [Gene("norm", "norm", ("a",), ("keep", "dyt"), {"keep": "keep", "dyt": "dyt"})]
+    rows = can_go(frame, genes, Constraint("loss", "min", 0.05))
     assert rows == [{"gene": "norm", "sites": 1, "option": "dyt", "trials": 2, "best": 2.03,
-                     "within_drop": True}]
+                     "worsening": pytest.approx(0.03), "within": True}]
+    unlimited = can_go(frame, genes, Constraint("loss", "min", None))  # no limit: not judged
+    assert unlimited[0]["within"] is None and unlimited[0]["worsening"] == pytest.approx(0.03)
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -154,7 +160,8 @@ def test_lm_search_ends_with_a_front_on_the_loss(lm_run):
     base = float(frame.loc[frame["baseline"], "loss"].iloc[0])
     assert frame["feasible"].tolist() == (frame["loss"] - base <= 0.5 + 1e-12).tolist()
     report = json.loads((run_dir / "report.json").read_text())
-    assert report["objective"] == "loss" and report["max_accuracy_drop"] == 0.5
+    assert report["constraint"] == {"objective": "loss", "direction": "min",
+                                    "max_worsening": 0.5}
     assert "allowed loss increase 0.5" in (run_dir / "report.md").read_text()
     assert json.loads((run_dir / "search.json").read_text())["input_dtype"] == "int64"
 
@@ -163,6 +170,7 @@ def test_lm_search_ends_with_a_front_on_the_loss(lm_run):
 def test_lm_front_member_reloads_and_reproduces_its_loss(lm_run):
     from minsearch.objectives.loss import example_losses
     from minsearch.search.plan import load_plan
+    from minsearch.search.run_dir import RunDir
     from minsearch.tasks.candidate import load_candidate
     from minsearch.tasks.data import load_data
 
@@ -170,6 +178,6 @@ def test_lm_front_member_reloads_and_reproduces_its_loss(lm_run):
     frame = pd.read_csv(run_dir / "results.csv")
     row = frame[frame["pareto"]].iloc[-1]
     model = load_candidate(run_dir / "front" / f"{row['trial_id']}.pt")
-    data = load_data(load_plan(run_dir).task.data)
+    data = load_data(load_plan(RunDir.open(run_dir)).task.data)
     loss = float(example_losses(model, data, data.test, device="cpu").mean())
     assert loss == pytest.approx(row["loss"], rel=1e-5)

@@ -1,6 +1,7 @@
 """Discovery and surgery on real timm models from many families (random weights, CPU)."""
 
 import copy
+import functools
 
 import pytest
 import timm
@@ -83,27 +84,35 @@ SURGERY = {
 }
 
 
-def real_model(name: str):
+# What each model lacks (so the option loops below name it instead of skipping silently).
+WITHOUT = {"nf_resnet26": "norm", "vgg11_bn": "residual"}
+HAS_BATCH_NORM = {"efficientnet_b0", "levit_128s", "mobilenetv3_small_100", "regnetx_002",
+                  "resnet18", "vgg11_bn"}
+
+
+@functools.cache
+def _found(name: str):
+    """A model with real weights, its input and its sites, built once per model."""
     torch.manual_seed(0)
     kwargs = SURGERY[name]
     model = timm.create_model(name, num_classes=10, **kwargs).eval()
     size = kwargs.get("img_size", 32)
-    return model, torch.randn(2, 3, size, size)
+    x = torch.randn(2, 3, size, size)
+    return model, x, find_sites(model, x)
 
 
 @pytest.mark.parametrize("name", sorted(SURGERY))
 def test_identity_preserving_options_reproduce_the_output(name):
-    model, x = real_model(name)
+    model, x, d = _found(name)
     with torch.no_grad():
         ref = model(x)
-    d = find_sites(model, x)
     assert d.shape_error is None  # real weights on CPU, shapes propagated on meta
-    genomes = [{"residual:*": "keep", "norm:*": "keep", "activation:*": "keep"}]
-    if d.of_kind("residual"):
-        genomes.append({"residual:*": "gate"})
     batch_norms = [s.name for s in d.of_kind("norm") if s.detail.family == "batch"]
-    if batch_norms:
-        genomes.append({n: "frozen" for n in batch_norms})
+    assert bool(batch_norms) == (name in HAS_BATCH_NORM)
+    assert bool(d.of_kind("residual")) == (WITHOUT.get(name) != "residual")
+    genomes = [{"residual:*": "keep", "norm:*": "keep", "activation:*": "keep"},
+               {"residual:*": "gate"},  # `KIND:*` of an absent kind selects nothing
+               {n: "frozen" for n in batch_norms}]
     for genome in genomes:
         candidate = copy.deepcopy(model)
         apply_(candidate, genome, x, discovery=d)
@@ -117,11 +126,13 @@ NON_IDENTITY = [o for o in all_options() if not o.identity and o.kind in
 
 @pytest.mark.parametrize("name", sorted(SURGERY))
 def test_every_other_option_trains_with_finite_gradients(name):
-    model, x = real_model(name)
-    d = find_sites(model, x)
-    for option in NON_IDENTITY:
-        sites = [s.name for s in d.of_kind(option.kind) if option.name in s.options]
-        if not sites:
+    model, x, d = _found(name)
+    at = {option: [s.name for s in d.of_kind(option.kind) if option.name in s.options]
+          for option in NON_IDENTITY}
+    assert {o.kind for o, sites in at.items() if not sites} <= {WITHOUT.get(name)}
+    for option, sites in at.items():
+        if option.kind == WITHOUT.get(name):
+            assert not sites
             continue
         candidate = copy.deepcopy(model).train()
         apply_(candidate, {s: option.name for s in sites}, x, discovery=d)

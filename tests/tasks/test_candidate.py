@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import minsearch.tasks.candidate as candidate
+from minsearch.errors import UserError
 from minsearch.tasks.candidate import (
     build_candidate,
     export_blob,
@@ -23,18 +24,25 @@ def task(**kw) -> TaskConfig:
     return TaskConfig.from_flat({"model": SPEC, "parent_epochs": 1, "epochs": 1, **kw})
 
 
-def test_parent_is_trained_once_then_read_from_the_cache(tmp_path, digits, monkeypatch):
-    state, info = load_or_train_parent(task(), digits, tmp_path)
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory, digits):
+    """The parent of ``task()``, trained once for the module: (cache folder, state, info)."""
+    cache = tmp_path_factory.mktemp("parents")
+    return (cache, *load_or_train_parent(task(), digits, cache))
+
+
+def test_parent_is_trained_once_then_read_from_the_cache(parent, digits, monkeypatch):
+    cache, state, info = parent
     assert info["epochs"] == 1 and info["val_accuracy"] > 0.3
-    assert (tmp_path / f"parent-{parent_key(task())}.pt").is_file()
+    assert (cache / f"parent-{parent_key(task())}.pt").is_file()
 
     def no_training(*args, **kwargs):
         raise AssertionError("the cached parent must not be trained again")
 
     monkeypatch.setattr(candidate, "fit", no_training)
-    again, info_again = load_or_train_parent(task(), digits, tmp_path)
+    again, info_again = load_or_train_parent(task(), digits, cache)
     assert info_again == info
-    assert all(torch.equal(state[k], again[k]) for k in state)
+    assert state and all(torch.equal(state[k], again[k]) for k in state)
 
 
 def test_parent_key_ignores_the_candidates_budget_only():
@@ -45,8 +53,8 @@ def test_parent_key_ignores_the_candidates_budget_only():
     assert parent_key(task(data_seed=1)) != parent_key(task())
 
 
-def test_candidate_keeps_parent_weights_of_what_it_keeps(tmp_path, digits):
-    state, _ = load_or_train_parent(task(), digits, tmp_path)
+def test_candidate_keeps_parent_weights_of_what_it_keeps(parent, digits):
+    _, state, _ = parent
     model, genome = build_candidate(task(), {"norm:*": "dyt"}, digits, parent_state=state)
     assert type(model.net[2]).__name__ != "LayerNorm"  # the norm was replaced
     assert torch.equal(model.net[1].weight, state["net.1.weight"])  # kept: parent's weights
@@ -73,5 +81,5 @@ def test_export_round_trip_reproduces_the_outputs(tmp_path, digits):
 
 def test_load_candidate_refuses_other_files(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "x.pt")
-    with pytest.raises(ValueError, match="not a minsearch export"):
+    with pytest.raises(UserError, match="not a minsearch export"):
         load_candidate(tmp_path / "x.pt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minsearch.errors import UserError
 from minsearch.tasks.config import DataConfig
 from minsearch.tasks.data import load_data
 
@@ -56,7 +57,7 @@ def test_factory_returning_train_and_test():
 
 
 def test_factory_that_cannot_be_imported_names_itself():
-    with pytest.raises(ValueError, match="tests.tasks.factories:missing"):
+    with pytest.raises(UserError, match="tests.tasks.factories:missing"):
         load_data(DataConfig(dataset="tests.tasks.factories:missing"))
 
 
@@ -74,11 +75,11 @@ def test_image_folder_is_read_and_resized(tmp_path):
 
 
 def test_torchvision_dataset_is_never_downloaded(tmp_path):
-    with pytest.raises(FileNotFoundError, match="never downloads"):
+    with pytest.raises(UserError, match="never downloads"):
         load_data(DataConfig(dataset="torchvision:MNIST", data_root=str(tmp_path)))
     assert not any(tmp_path.rglob("*.gz"))
 
 
 def test_unknown_torchvision_dataset():
-    with pytest.raises(ValueError, match="has no dataset 'CIFAR11'"):
+    with pytest.raises(UserError, match="has no dataset 'CIFAR11'"):
         load_data(DataConfig(dataset="torchvision:CIFAR11", data_root="/tmp"))

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from minsearch.objectives import MeasureContext, get_objective, measure_all, objective_names
+from minsearch.errors import UserError
+from minsearch.objectives import (
+    MeasureContext,
+    check_task,
+    get_objective,
+    measure_all,
+    objective_names,
+)
+from minsearch.objectives.constraint import directions
 from minsearch.objectives.loss import example_losses
 from minsearch.tasks.candidate import (
     build_candidate,
@@ -59,22 +67,28 @@ def parent(text, tmp_path_factory):
     ({**SMALL, "epoch_batches": 0}, "`epoch_batches` must be an int >= 1"),
     ({**SMALL, "file_pattern": ""}, "`file_pattern` must be a glob"),
     ({**SMALL, "image_size": 8}, "no use for `image_size`"),
-    ({**SMALL, "objectives": ["loss", "robustness"]}, r"\['robustness'\] do not measure text"),
     ({**SMALL, "objectives": ["param_bytes", "loss"], "max_loss_increase": 0.1},
      "needs `loss` first"),
     ({**SMALL, "max_loss_increase": -0.1}, "`max_loss_increase` .* must be >= 0"),
     ({**SMALL, "noise_rate": 1.5}, "`noise_rate` is a fraction"),
 ])
 def test_text_task_mistakes_state_the_rule_and_value(flat, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         TaskConfig.from_flat(flat)
+
+
+def test_image_objectives_on_text_are_refused_by_the_registry_check():
+    task = small(objectives=["loss", "robustness"])  # a valid config: the names are not its job
+    with pytest.raises(UserError, match=r"\['robustness'\] do not measure text"):
+        check_task(task)
 
 
 def test_text_keys_default_and_round_trip():
     task = TaskConfig.from_flat({"model": GPT, "dataset": "text", "objectives": LM})
     assert {k: getattr(task.data, k) for k in TEXT_DEFAULTS} == TEXT_DEFAULTS
     assert task.data.kind == "text" and TaskConfig.from_flat(task.to_flat()) == task
-    assert task.directions == {"loss": "min", "loss_p99": "min", "noisy_loss": "min"}
+    assert directions(task.measure.objectives) == {"loss": "min", "loss_p99": "min",
+                                                   "noisy_loss": "min"}
     assert small(max_loss_increase=0.05).measure.max_worsening == 0.05
     assert small().measure.max_worsening is None
 
@@ -89,7 +103,8 @@ def test_shipped_char_gpt_task():
     task = load_task(ROOT / "tasks" / "char_gpt.yaml")
     assert task.data.kind == "text" and task.measure.objectives[:3] == tuple(LM)
     assert task.measure.max_loss_increase == 0.05 and task.measure.max_worsening == 0.05
-    assert {"param_bytes", "latency_ms", "peak_mem_infer_bytes"} <= set(task.directions)
+    assert {"param_bytes", "latency_ms", "peak_mem_infer_bytes"} <= set(task.measure.objectives)
+    check_task(task)
 
 
 # -------------------------------------------------------------------------------------- data
@@ -191,9 +206,9 @@ def test_candidate_on_char_codes_trains_and_keeps_the_parents_weights(text, pare
 def test_a_model_that_does_not_fit_the_text_is_explained(text, args):
     from minsearch.models import build_model
 
-    with pytest.raises(ValueError, match=r"fails on a batch .* '\?vocab_size=128'"):
+    with pytest.raises(UserError, match=r"fails on a batch .* '\?vocab_size=128'"):
         check_outputs(build_model(GPT + args), text)
-    with pytest.raises(ValueError, match=r"needs \(2, 16, 128\)"):
+    with pytest.raises(UserError, match=r"needs \(2, 16, 128\)"):
         check_outputs(build_model(GPT.replace("block_size=16", "block_size=32")
                                   + "&vocab_size=130"), text)
 
@@ -208,7 +223,7 @@ def test_export_round_trip_on_char_codes(tmp_path, text):
     assert torch.allclose(loaded(x), model.eval()(x))
     blob["input_dtype"] = "load"
     torch.save(blob, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match="not a torch dtype"):
+    with pytest.raises(UserError, match="not a torch dtype"):
         load_candidate(tmp_path / "bad.pt")
 
 

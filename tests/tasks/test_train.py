@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minsearch.errors import UserError
 from minsearch.tasks.config import RecipeConfig
 from minsearch.tasks.train import Diverged, check_outputs, evaluate, fit
 from tests.tasks.factories import NaNModel, TinyMLP
@@ -56,7 +57,7 @@ def test_every_optimizer_trains(digits, optimizer):
 
 
 def test_wrong_class_count_is_explained(digits):
-    with pytest.raises(ValueError, match=r"num_classes=10"):
+    with pytest.raises(UserError, match=r"num_classes=10"):
         check_outputs(TinyMLP(classes=7), digits)
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from minsearch.errors import UserError
 from minsearch.sites import find_sites
 from minsearch.text.corpus import VOCAB_SIZE, decode, encode, load_corpus
 from minsearch.text.gpt import char_gpt
@@ -29,10 +30,10 @@ def test_encode_maps_non_ascii_to_question_mark():
 
 
 def test_corpus_errors_name_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         load_corpus(tmp_path / "missing")
     (tmp_path / "a.txt").write_text("abc")
-    with pytest.raises(ValueError, match="No text"):
+    with pytest.raises(UserError, match="No text"):
         load_corpus(tmp_path, pattern="*.md")
 
 

@@ -24,6 +24,7 @@ import triton.language as tl
 
 from minsearch.attention import quant
 from minsearch.attention.spec import LEVELS, AttnSpec
+from minsearch.errors import UserError
 
 _QK_MODE = {"fp32": 0, "bf16": 1, "fp8": 2, "int8": 3}
 _PV_MODE = {"fp32": 0, "bf16": 1, "fp8": 2, "int8": 3, "binary": 4, "ternary": 4}
@@ -217,8 +218,8 @@ def triton_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, spec: At
                          f"(B, H) = {(B, H)}, but got k={tuple(k.shape)}, v={tuple(v.shape)}; "
                          f"repeat K/V heads for grouped-query attention first.")
     if "fp8" in (spec.qk, spec.pv) and not fp8_supported(q.device):
-        raise ValueError(f"fp8 attention needs a GPU of compute capability >= 8.9 (Ada/Hopper), "
-                         f"but {torch.cuda.get_device_name(q.device)} is older; use int8.")
+        raise UserError(f"fp8 attention needs a GPU of compute capability >= 8.9 (Ada/Hopper), "
+                        f"but {torch.cuda.get_device_name(q.device)} is older; use int8.")
     scale = D ** -0.5 if scale is None else scale
     dtype = q.dtype
     q, k, v = (t.float() for t in (q, k, v))  # quantizers read fp32
