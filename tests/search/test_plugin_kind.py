@@ -53,8 +53,9 @@ def test_plugin_option_applies_through_the_one_loop():
 def test_search_over_the_plugin_kind(tmp_path, drivers):
     from tests.search.conftest import TINY_TASK, VIT, write_yaml
 
-    task = write_yaml(tmp_path / "task.yaml", dict(TINY_TASK, model=f"{VIT}&drop_rate=0.1",
-                                                   parent_epochs=1, max_concurrent=1))
+    task = write_yaml(tmp_path / "task.yaml", dict(
+        TINY_TASK, model=f"{VIT}&drop_rate=0.1", init="scratch", max_samples=200,
+        max_concurrent=1, objectives=["accuracy", "param_bytes"]))
     space = write_yaml(tmp_path / "space.yaml", {
         "sampler": "grid", "trials": 2, "seed": 0, "plugins": [PLUGIN],
         "genes": [{"kind": "dropout", "tie": "kind", "options": ["keep", "identity"]}]})

@@ -106,6 +106,9 @@ def test_kill_9_then_resume_finishes_every_trial_exactly_once(drivers, tmp_path)
     assert [pid for sid in drivers.sessions for pid in session_processes(sid)] == []
 
 
-def test_resume_of_a_folder_that_is_not_a_run(drivers, tmp_path):
-    code, output = drivers.run("resume", str(tmp_path))
-    assert code == 2 and "not a minsearch run folder" in output
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    from minsearch.cli.main import main
+
+    assert main(["resume", str(tmp_path)]) == 2
+    assert "not a minsearch run folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -14,6 +14,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from minsearch.cli.main import main
 from tests.search.conftest import TINY_SPACE, session_processes, write_yaml
 
 pytestmark = pytest.mark.slow
@@ -85,7 +86,7 @@ def test_front_summary_and_weights(search_run):
     assert sorted(p.stem for p in (run_dir / "front").glob("*.pt")) == sorted(summary["front"])
 
 
-def test_exported_front_member_reproduces_its_accuracy(search_run, drivers, tmp_path):
+def test_exported_front_member_reproduces_its_accuracy(search_run, tmp_path, capsys):
     from minsearch.search.plan import load_plan
     from minsearch.search.run_dir import RunDir
     from minsearch.tasks.candidate import load_candidate
@@ -95,9 +96,9 @@ def test_exported_front_member_reproduces_its_accuracy(search_run, drivers, tmp_
     run_dir = search_run["run_dir"]
     frame = pd.read_csv(run_dir / "results.csv")
     row = frame[frame["pareto"]].iloc[-1]
-    code, output = drivers.run("export", str(run_dir), "--trial", row["trial_id"], "--out",
-                               str(tmp_path / "c.pt"))
-    assert code == 0, output
+    code = main(["export", str(run_dir), "--trial", row["trial_id"], "--out",
+                 str(tmp_path / "c.pt")])
+    assert code == 0, capsys.readouterr().err
     blob = torch.load(tmp_path / "c.pt", weights_only=True)
     assert blob["genome"] == json.loads(row["genome"])
     model = load_candidate(tmp_path / "c.pt")
@@ -131,14 +132,13 @@ def test_mlflow_parent_and_children(search_run):
             assert "injected failure" in run.data.tags["failure_reason"]
 
 
-def test_front_json_and_report_commands(search_run, drivers):
+def test_front_json_and_report_commands(search_run, capsys):
     run_dir = search_run["run_dir"]
-    code, output = drivers.run("front", str(run_dir), "--json")
-    assert code == 0, output
-    front = json.loads(output)
+    assert main(["front", str(run_dir), "--json"]) == 0
+    front = json.loads(capsys.readouterr().out)
     assert [m["trial_id"] for m in front["front"]] == front_ids(run_dir)
-    code, output = drivers.run("report", str(run_dir))
-    assert code == 0 and "Prunable components" in output
+    assert main(["report", str(run_dir)]) == 0
+    assert "Prunable components" in capsys.readouterr().out
     report = json.loads((run_dir / "report.json").read_text())
     assert {r["option"] for r in report["can_go"]} == {"identity", "dyt", "layerscale"}
     assert report["marginal_means"]["norm"][0]["n"] >= 1
@@ -148,23 +148,22 @@ def front_ids(run_dir) -> list[str]:
     return json.loads((run_dir / "front.json").read_text())["front"]
 
 
-def test_cli_errors_are_one_line(drivers, tiny_task, tmp_path):
+def test_cli_errors_are_one_line(tiny_task, tmp_path, capsys):
     space = write_yaml(tmp_path / "bad.yaml", {"genes": [{"kind": "norm", "options": ["dty"]}]})
-    code, output = drivers.run("search", str(tiny_task), "--space", str(space), "--out",
-                               str(tmp_path / "never"))
-    assert code == 2
-    assert output.strip().splitlines()[-1].startswith("minsearch search: error: ")
-    assert "Unknown option 'dty' for norm" in output and "Traceback" not in output
+    assert main(["search", str(tiny_task), "--space", str(space), "--out",
+                 str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minsearch search: error: ")
+    assert "Unknown option 'dty' for norm" in err
     assert not (tmp_path / "never").exists()  # nothing trained, no run folder
 
 
-def test_resume_of_a_finished_search_trains_nothing(search_run, drivers):
+def test_resume_of_a_finished_search_trains_nothing(search_run, monkeypatch, capsys):
     run_dir, log = search_run["run_dir"], search_run["log"]
     trainings = log.read_text()
     complete = pd.read_csv(run_dir / "results.csv")["state"].eq("COMPLETE").sum()
     assert trainings.count("\n") == complete  # one training run per completed trial
-    code, output = drivers.run("resume", str(run_dir), "--quiet",
-                               env={"MINSEARCH_TEST_TRIAL_LOG": str(log)})
-    assert code == 0, output[-2000:]
+    monkeypatch.setenv("MINSEARCH_TEST_TRIAL_LOG", str(log))
+    assert main(["resume", str(run_dir), "--quiet"]) == 0, capsys.readouterr().err[-2000:]
     assert log.read_text() == trainings
     assert len(pd.read_csv(run_dir / "results.csv")) == 5
