@@ -12,3 +12,19 @@ from __future__ import annotations
 
 class UserError(ValueError):
     """Bad input: the message names the problem and the fix."""
+
+
+def user_code_error(what: str, step: str, err: BaseException) -> UserError:
+    """The one line for the user's own code (a model factory, a dataset function) raising:
+    which spec failed, at which step, and the error. Raise it ``from err``: the CLI's
+    ``--debug`` then prints the user's traceback too, e.g. ``Model factory 'pkg.mod:make'
+    failed while building the model: ValueError: depth must be even; run with --debug for
+    its traceback.``"""
+    return UserError(f"{what} failed {step}: {one_line(err)}; run with --debug for its "
+                     f"traceback.")
+
+
+def one_line(err: BaseException) -> str:
+    """``Type: message`` of another library's (or the user's) exception, on one line (torch's
+    messages often span several)."""
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 import yaml
 from torch import nn
 
-from minsearch.errors import UserError
+from minsearch.errors import UserError, user_code_error
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,26 @@ def _build_factory(spec: ModelSpec) -> nn.Module:
         raise UserError(f"Module {module_name!r} has no callable {func_name!r} (model spec "
                         f"{spec.name!r}); the spec must name a function that returns an "
                         f"nn.Module.")
+    check_arguments(factory, spec.kwargs, f"Factory {spec.name}")
     try:
         return factory(**spec.kwargs)
+    except Exception as err:  # the user's own code: one line, its traceback with --debug
+        raise user_code_error(f"Model factory {spec.name!r}", "while building the model",
+                              err) from err
+
+
+def check_arguments(func: Any, kwargs: dict[str, Any], what: str) -> None:
+    """Raise a :class:`UserError` when ``func`` cannot be called with ``kwargs`` (checked on
+    its signature, so a ``TypeError`` raised *inside* the user's function is not mistaken for
+    a wrong argument)."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # no signature to check (a builtin): the call will tell
+        return
+    try:
+        signature.bind(**kwargs)
     except TypeError as err:
-        raise UserError(f"Factory {spec.name} rejected its arguments {spec.kwargs}: "
-                        f"{err}") from None
+        raise UserError(f"{what} rejected its arguments {kwargs}: {err}.") from None
 
 
 def default_input_shape(spec: str | ModelSpec, batch: int = 1) -> tuple[int, ...] | None:

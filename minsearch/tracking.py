@@ -3,7 +3,7 @@
 The only module that imports ``mlflow``; it is used from the search driver only (one writer
 for the SQLite store). Every child run carries the tag ``minsearch.trial_id``; the mapping
 trial -> run is kept in a state file (:class:`TrackingFiles`, given by the run folder) and can
-always be rebuilt from those tags, so a
+always be rebuilt from those tags (:func:`recover_state`), so a
 resumed search reopens a trial's run instead of opening a second one (the trap of Ray's own
 MLflow callback). :meth:`SearchTracker.finish_search` reconciles: runs of trials that the
 restored search no longer knows (started after Ray's last snapshot, before a kill) are deleted,
@@ -34,8 +34,9 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 TRIAL_TAG = "minsearch.trial_id"
+RUN_DIR_TAG = "minsearch.run_dir"  # on the parent run: the run folder
 PARENT_TAG = "mlflow.parentRunId"
-_END = {"COMPLETE": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED"}
+_END = {"COMPLETE": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED", "INTERRUPTED": "KILLED"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class SearchTracker:
 
         self.files = files
         self.state_path = Path(files.state)
-        state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        state = read_state(self.state_path) if self.state_path.is_file() else {}
         self.tracking_uri = tracking_uri or state.get("tracking_uri") or files.default_uri
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_id = state.get("experiment_id") or self._experiment(experiment)
@@ -95,11 +96,8 @@ class SearchTracker:
         return self.client.create_experiment(name, artifact_location=location)
 
     def _save(self) -> None:
-        state = {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id,
-                 "parent_run_id": self.parent_id, "trials": self.trials}
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_path)
+        _write_state(self.state_path, self.tracking_uri, self.experiment_id, self.parent_id,
+                     self.trials)
 
     # -- the search ------------------------------------------------------------------------
 
@@ -107,7 +105,7 @@ class SearchTracker:
         """Create the parent run, or reopen it when resuming."""
         if self.parent_id is None:
             run = self.client.create_run(self.experiment_id, run_name=name,
-                                         tags={"minsearch.run_dir": str(self.files.folder)})
+                                         tags={RUN_DIR_TAG: str(self.files.folder)})
             self.parent_id = run.info.run_id
             for key, value in params.items():
                 self.client.log_param(self.parent_id, clean_key(key), str(value)[:6000])
@@ -129,6 +127,7 @@ class SearchTracker:
             self.client.set_tag(run_id, "pareto", str(trial_id in front).lower())
             end = _END.get(states[trial_id])
             if end and self.client.get_run(run_id).info.status != end:
+                self.client.set_tag(run_id, "state", states[trial_id])
                 self.client.set_terminated(run_id, end)
         for key, value in metrics.items():
             self.client.log_metric(self.parent_id, clean_key(key), float(value))
@@ -149,9 +148,13 @@ class SearchTracker:
     # -- trials ----------------------------------------------------------------------------
 
     def trial_run(self, trial_id: str, params: dict[str, str]) -> str:
-        """The child run of ``trial_id``: reopened if it exists, created otherwise."""
+        """The child run of ``trial_id``: reopened if it exists (RUNNING again when a stopped
+        driver ended it KILLED), created otherwise."""
         if trial_id in self.trials:
-            return self.trials[trial_id]
+            run_id = self.trials[trial_id]
+            if self.client.get_run(run_id).info.status == "KILLED":
+                self.client.update_run(run_id, status="RUNNING")
+            return run_id
         existing = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and "
                                                 f"tags.`{PARENT_TAG}` = '{self.parent_id}'")
@@ -190,6 +193,56 @@ class SearchTracker:
         self.client.set_terminated(run_id, _END.get(state, "FINISHED"))
 
 
+def read_state(path: Path) -> dict[str, Any]:
+    """The state file at ``path``; a UserError naming it when it is not the JSON written."""
+    try:
+        state = json.loads(Path(path).read_text())
+        problem = "" if isinstance(state, dict) and isinstance(state.get("tracking_uri"),
+                                                               str) else "no tracking URI"
+    except json.JSONDecodeError as err:
+        problem = f"not valid JSON: {err}"
+    if problem:
+        raise UserError(f"{path} is damaged: it does not hold the MLflow state minsearch wrote "
+                        f"({problem}); `minsearch resume` rebuilds it from the MLflow store.")
+    return state
+
+
+def _write_state(path: Path, uri: str, experiment_id: str | None, parent_id: str | None,
+                 trials: dict[str, str]) -> None:
+    state = {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent_id,
+             "trials": trials}
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def recover_state(files: TrackingFiles, tracking_uri: str | None = None,
+                  experiment: str = "minsearch") -> int:
+    """Write the state file again from the store, for one that was lost or damaged: the
+    experiment by name, the search's parent run (the top-level run tagged with this folder; in
+    the folder's own store, its only top-level run), each trial's run by its tag. Returns how
+    many runs were found; a UserError when the parent run is ambiguous."""
+    uri = tracking_uri or files.default_uri
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = [] if found is None else client.search_runs([found.experiment_id],
+                                                       max_results=10_000)
+    top = [r for r in runs if PARENT_TAG not in r.data.tags]
+    own = [r for r in top if r.data.tags.get(RUN_DIR_TAG) == str(files.folder)]
+    if not own and uri == files.default_uri:
+        own = top  # the folder's own store (a moved folder's tag names its old place)
+    if len(own) > 1:
+        raise UserError(f"Cannot rebuild {files.state}: the MLflow store {uri} holds "
+                        f"{len(own)} search runs for {files.folder} "
+                        f"({', '.join(r.info.run_id for r in own)}); restore the file from a "
+                        f"backup.")
+    parent = own[0].info.run_id if own else None
+    trials = {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs
+              if parent and r.data.tags.get(PARENT_TAG) == parent and TRIAL_TAG in r.data.tags}
+    _write_state(files.state, uri, found.experiment_id if found else None, parent, trials)
+    return len(trials) + bool(parent)
+
+
 def ui_command(files: TrackingFiles, port: int = 5000) -> list[str]:
     """The ``mlflow ui`` command for a run folder's store, bound to 127.0.0.1."""
     import sys
@@ -198,7 +251,7 @@ def ui_command(files: TrackingFiles, port: int = 5000) -> list[str]:
     if not state_path.is_file():
         raise UserError(f"{files.folder} has no {state_path.name}: its search never started "
                         f"tracking.")
-    uri = json.loads(state_path.read_text())["tracking_uri"]
+    uri = read_state(state_path)["tracking_uri"]
     if not uri.startswith("sqlite:"):
         raise UserError(f"This run tracks to {uri}; open that server's UI instead.")
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,

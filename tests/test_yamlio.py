@@ -31,3 +31,22 @@ def test_missing_file_and_folder_are_named(tmp_path):
         read_yaml(tmp_path / "nope.yaml", "space file")
     with pytest.raises(UserError, match="is a folder, not a file"):
         read_yaml(tmp_path, "task file")
+
+
+@pytest.mark.parametrize("text, where, key", [
+    ("lr: 0.1\nepochs: 2\nlr: 0.2\n", "3:1", "'lr' is given twice (first on line 1)"),
+    ("genes:\n  - {kind: norm, kind: identity}\n", "2:18",
+     "'kind' is given twice (first on line 2)"),
+])
+def test_a_key_given_twice_is_refused(tmp_path, text, where, key):
+    path = tmp_path / "d.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        read_yaml(path, "task file")
+    assert str(err.value) == f"{path}:{where}: task file is not valid YAML: key {key}; keep one."
+
+
+def test_a_merge_key_may_be_overridden(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("base: &b {lr: 0.1, epochs: 2}\ntask:\n  <<: *b\n  lr: 0.2\n")
+    assert read_yaml(path, "task file")["task"] == {"lr": 0.2, "epochs": 2}

@@ -21,10 +21,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from minsearch.search.export import export_trial
+    from minsearch.search.integrity import check_run_folder
     from minsearch.search.plan import load_plan
     from minsearch.search.run_dir import RunDir
 
-    plan = load_plan(RunDir.open(args.run_dir))
+    run_dir = RunDir.open(args.run_dir)
+    check_run_folder(run_dir, "export")  # a damaged file: one line naming it
+    plan = load_plan(run_dir)
     path = export_trial(plan, plan.run.read_results(), args.trial, Path(args.out))
     print(f"wrote {path}; load it with: from minsearch.tasks.candidate import load_candidate; "
           f"model = load_candidate({str(path)!r})")

@@ -44,9 +44,11 @@ def print_front(run_dir, frame, summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minsearch.search.integrity import check_run_folder
     from minsearch.search.run_dir import RunDir
 
     run_dir = RunDir.open(args.run_dir)
+    check_run_folder(run_dir, "front")  # a damaged file: one line naming it
     frame, summary = run_dir.read_results(), run_dir.read_front_summary()
     if args.json:
         print(json.dumps(front_json(frame, summary), indent=2, default=float))

@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"minsearch {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"minsearch {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # a stopped search says where it stands and 128 + signal
+        print(f"minsearch {args.command}: {str(err) or 'interrupted'}", file=sys.stderr)
+        return int(getattr(err, "exit_code", 130))
     except BrokenPipeError:  # `minsearch genes ... | head`
         sys.stderr.close()
         return 0

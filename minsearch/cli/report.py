@@ -20,10 +20,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markdown import Markdown
 
+    from minsearch.search.integrity import check_run_folder
     from minsearch.search.plan import load_plan
     from minsearch.search.report import report_run
     from minsearch.search.run_dir import RunDir
 
-    path = report_run(load_plan(RunDir.open(args.run_dir)))
+    run_dir = RunDir.open(args.run_dir)
+    check_run_folder(run_dir, "report")  # a damaged file: one line naming it
+    path = report_run(load_plan(run_dir))
     Console().print(Markdown(path.read_text()))
     return 0

@@ -112,7 +112,8 @@ class SearchCallback(Callback):
             if record is None:
                 params = {g: str(trial.config.get(g, "")) for g in self.gene_names}
                 record = self.records[trial.trial_id] = TrialRecord(trial.trial_id, params)
-            if record.state in _LIVE_STATES.values() and trial.status in _LIVE_STATES:
+            if record.state in (*_LIVE_STATES.values(), "INTERRUPTED") and \
+                    trial.status in _LIVE_STATES:
                 record.state = _LIVE_STATES[trial.status]
         view.update(list(self.records.values()))
 

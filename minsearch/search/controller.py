@@ -12,6 +12,14 @@
 - Failures: ``FailureConfig(max_failures=1)`` retries a trial once (a worker that died);
   a deterministic failure re-raises at once on the retry. Errored trials are never resumed
   (Optuna already has them as FAIL).
+- One driver per run folder (:mod:`minsearch.search.lock`): ``search`` and ``resume`` lock the
+  folder before they write anything and hold it until they return.
+- Ctrl-C and SIGTERM (:mod:`minsearch.search.stopping`) stop the trials, close the books
+  (results, Optuna, MLflow, status ``interrupted``) and raise
+  :class:`~minsearch.search.stopping.SearchInterrupted`; ``resume`` continues the trials that
+  were in flight from their last checkpoints.
+- A parent that diverges ends the search: status ``failed`` with the reason, and a UserError
+  that names the task's ``lr``.
 """
 
 from __future__ import annotations
@@ -19,13 +27,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from minsearch.errors import UserError
 from minsearch.search.finish import Outcome, finish_search
+from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
 from minsearch.search.run_dir import RunDir
+from minsearch.search.stopping import SearchInterrupted, StopSignals, stop_signals, unfinished
 
 
 def _set_env(local: bool) -> None:
@@ -52,18 +63,18 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         ray.shutdown()
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "logging_level": logging.ERROR, "configure_logging": True}
-    if address is None:
-        package_root = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        kwargs.update(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": path}})
-        ray.init(**kwargs)
-    else:
-        ray.init(address=address, **kwargs)
-    if driver_file is not None:
-        from minsearch.search.processes import record_driver
+    try:  # a Ctrl-C during ray.init still shuts down what it started
+        if address is None:
+            package_root = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+            kwargs.update(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": path}})
+            ray.init(**kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+        if driver_file is not None:
+            from minsearch.search.processes import record_driver
 
-        record_driver(driver_file)
-    try:
+            record_driver(driver_file)
         yield
     finally:
         ray.shutdown()
@@ -93,12 +104,20 @@ def _parent(plan: Plan) -> dict | None:
 
     from minsearch.tasks.candidate import load_or_train_parent
     from minsearch.tasks.data import load_data
-    from minsearch.tasks.train import resolve_device
+    from minsearch.tasks.train import Diverged, resolve_device
 
     data = load_data(plan.task.data)
     torch.set_num_threads(max(1, int(plan.task.resources.cpus_per_trial)))  # as a trial has
-    state, info = load_or_train_parent(plan.task, data, plan.run.parent_dir,
-                                       resolve_device(plan.task.recipe.device))
+    try:
+        state, info = load_or_train_parent(plan.task, data, plan.run.parent_dir,
+                                           resolve_device(plan.task.recipe.device))
+    except Diverged as err:  # the same task diverges again on resume: the search has failed
+        lr = plan.task.recipe.lr
+        what = str(err).removesuffix(" the candidate diverged.").rstrip("; .")
+        plan.save_settings(status="failed", reason=f"the parent diverged: {what}")
+        raise UserError(f"The parent diverged while training ({what}): the "
+                        f"task's `lr: {lr:g}` is too high for this model; lower it (e.g. "
+                        f"`lr: {lr / 10:g}`) and start a new search.") from err
     plan.save_settings(parent=info)
     return state
 
@@ -147,45 +166,88 @@ def _start_tracking(plan: Plan, tracking_uri: str | None) -> None:
     tracker.start_search(f"search-{plan.run.name}", params)
 
 
+def _drive(plan: Plan, stop: StopSignals, tuner: Callable[[dict | None], Any], *,
+           address: str | None, num_cpus: int | None, tracking_uri: str | None) -> Outcome:
+    """Train the parent, start tracking and Ray, fit ``tuner(parent_state)``, close the books.
+    Raises :class:`SearchInterrupted` after closing them when a stop signal came."""
+    grid = None
+    try:
+        parent_state = _parent(plan)
+        _start_tracking(plan, tracking_uri)
+        plan.save_settings(status="running")
+        with ray_session(address, num_cpus, plan.run.driver_json):
+            stop.install()  # again: ray.init gave SIGTERM to Ray's crash handler
+            try:
+                grid = tuner(parent_state).fit()
+            finally:
+                stop.defer()  # Ray's shutdown and the books run to the end
+    except KeyboardInterrupt:
+        stop.defer()
+        stop.interrupted()
+    if grid is not None and unfinished(grid, plan.space.trials):
+        stop.interrupted()  # Ray Tune took the SIGINT and returned
+    if stop.received is None:
+        return finish_search(plan)
+    outcome = finish_search(plan, interrupted=True)
+    if plan.settings.status == "finished":  # the signal came after the last trial
+        return outcome
+    counts = outcome.summary.get("counts", {})
+    raise SearchInterrupted(
+        f"interrupted by {stop.name}: {sum(counts.values())} of {plan.space.trials} trials "
+        f"finished; {plan.run.path} is in status `interrupted`; continue it with `minsearch "
+        f"resume {plan.run.path}`.", stop.received)
+
+
 def run_search(inputs: Inputs, run: RunDir, *, address: str | None = None,
                num_cpus: int | None = None, live: bool = True,
                tracking_uri: str | None = None) -> Outcome:
     """Create the run folder for checked ``inputs`` (:func:`~minsearch.search.plan.
-    check_inputs`), train the parent, run every trial, write the results."""
-    plan = create_plan(inputs, RunDir.new(run.path))
-    plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
-    parent_state = _parent(plan)
-    _start_tracking(plan, tracking_uri)
-    plan.save_settings(status="running")
-    with ray_session(address, num_cpus, plan.run.driver_json):
-        _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri).fit()
-    return finish_search(plan)
+    check_inputs`), train the parent, run every trial, write the results. The folder is
+    locked before anything is written in it (:mod:`minsearch.search.lock`)."""
+    RunDir.new(run.path)  # not a file, not in use, no search there
+    run.create()
+    with driver_lock(run.path), stop_signals() as stop:
+        plan = create_plan(inputs, RunDir.new(run.path))  # checked again, under the lock
+        plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
+        return _drive(plan, stop, lambda parent: _tuner(plan, parent, live=live,
+                                                        tracking_uri=tracking_uri),
+                      address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
 
 
 def resume_search(run: RunDir, *, address: str | None = None, num_cpus: int | None = None,
                   live: bool = True) -> Outcome:
-    """Continue a search whose driver stopped (killed, crashed, interrupted)."""
+    """Continue a search whose driver stopped (killed, crashed, interrupted); the folder is
+    locked before anything is read or changed."""
+    with driver_lock(run.path), stop_signals() as stop:
+        return _resume(run, stop, address=address, num_cpus=num_cpus, live=live)
+
+
+def _resume(run: RunDir, stop: StopSignals, *, address: str | None, num_cpus: int | None,
+            live: bool) -> Outcome:
+    from minsearch.search.integrity import check_run_folder, rebuild
     from minsearch.search.processes import end_stale_processes
 
+    damaged = check_run_folder(run, "resume")  # reads only: a damaged folder stays as it is
     plan = load_plan(run)
+    if plan.settings.status == "failed":
+        raise UserError(f"The search in {run.path} failed ({plan.settings.reason}) and cannot "
+                        f"be resumed; fix the task and start a new search.")
     end_stale_processes(run.driver_json)
+    rebuild(plan, damaged)  # what the other records rebuild: trials.json, mlflow.json, parent
     if plan.settings.status == "finished":
         return finish_search(plan)
-    parent_state = _parent(plan)
     tracking_uri = plan.settings.tracking_uri
-    _start_tracking(plan, tracking_uri)
-    address = address or plan.settings.address
-    num_cpus = num_cpus or plan.settings.num_cpus
-    with ray_session(address, num_cpus, run.driver_json):
+
+    def tuner(parent_state: dict | None):
         from ray import tune
 
-        if not run.tuner_state.is_file():  # killed before Ray saved anything:
+        if not run.tuner_state.is_file():  # stopped before Ray saved anything:
             run.study_db.unlink(missing_ok=True)  # no trial ran; start over
-            tuner = _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri)
-        else:
-            tuner = tune.Tuner.restore(str(run.tune_dir.resolve()),
-                                       trainable=_trainable(plan, parent_state),
-                                       resume_unfinished=True, resume_errored=False,
-                                       restart_errored=False)
-        tuner.fit()
-    return finish_search(plan)
+            return _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri)
+        return tune.Tuner.restore(str(run.tune_dir.resolve()),
+                                  trainable=_trainable(plan, parent_state),
+                                  resume_unfinished=True, resume_errored=False,
+                                  restart_errored=False)
+
+    return _drive(plan, stop, tuner, address=address or plan.settings.address,
+                  num_cpus=num_cpus or plan.settings.num_cpus, tracking_uri=tracking_uri)

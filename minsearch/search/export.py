@@ -15,8 +15,9 @@ import pandas as pd
 import torch
 
 from minsearch.errors import UserError
+from minsearch.search.file_checks import torch_file_problem
 from minsearch.search.plan import Plan
-from minsearch.search.run_dir import CheckpointFiles
+from minsearch.search.run_dir import CheckpointFiles, DamagedFile
 
 
 def export_trial(plan: Plan, frame: pd.DataFrame, trial_id: str, out: Path) -> Path:
@@ -41,6 +42,11 @@ def export_row(plan: Plan, row: pd.Series, out: Path) -> Path:
     if not weights.is_file():
         raise UserError(f"The weights of trial {trial_id} are gone ({weights}); Ray keeps only "
                         f"each trial's last checkpoint in {plan.run.tune_dir}.")
+    problem = torch_file_problem(weights)
+    if problem:
+        raise DamagedFile(weights, problem, f"the weights of trial {trial_id} cannot be rebuilt "
+                                            f"without training it again: restore "
+                                            f"{plan.run.tune_dir} from a backup")
     state = torch.load(weights, map_location="cpu", weights_only=True)
     objectives = {k: float(row[k]) for k in plan.directions}
     blob = export_blob(plan.task.model, json.loads(row["genome"]), state,

@@ -6,6 +6,14 @@ trial that started after Ray's last snapshot and before a driver kill does not e
 restored search. Its Optuna trial, left RUNNING, is told FAIL (``study.tell``) and its number
 and reason are kept in the run folder's settings (``orphans``); its MLflow run is deleted.
 Everything is computed here from objects in memory and written once.
+
+A search stopped by Ctrl-C or SIGTERM (``interrupted``) closes its books the same way, with the
+trials that were in flight ending in one state everywhere: ``INTERRUPTED`` in ``results.csv``
+and ``trials.json``; FAIL in the Optuna study, listed in its user attribute
+``minsearch_interrupted`` (never COMPLETE, never left RUNNING); ``KILLED`` in MLflow (tag
+``state=INTERRUPTED``); status ``interrupted`` in ``search.json``. ``minsearch resume``
+continues them from their last checkpoints, and the searcher tells Optuna each one's outcome
+as a new trial (:class:`~minsearch.search.searcher.GenomeSearcher`).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from minsearch.search.results import (
 from minsearch.search.run_dir import RunDir
 
 ORPHAN_REASON = "orphaned: started after the last experiment snapshot before the driver died"
+INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); `minsearch resume` continues it"
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ def collect_records(plan: Plan) -> list[TrialRecord]:
     """One record per trial Ray knows, in creation order."""
     from ray.tune import ExperimentAnalysis
 
-    if not plan.run.tune_dir.is_dir():
+    if not plan.run.experiment_saved:
         return []
     trials = ExperimentAnalysis(str(plan.run.tune_dir.resolve())).trials
     records = []
@@ -76,20 +85,28 @@ def _export_front(plan: Plan, frame: pd.DataFrame) -> None:
         export_row(plan, row, plan.run.export_path(str(row["trial_id"])))
 
 
-def reconcile_study(plan: Plan) -> dict[str, int]:
-    """Tell FAIL to study trials left RUNNING (orphans; recorded in the settings); return the
-    study's trial counts: by state, with duplicates skipped and orphans counted apart."""
+def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Tell FAIL to study trials left RUNNING: those of the Ray trials ``interrupted`` (ids)
+    listed in the study's user attribute ``minsearch_interrupted`` ({number: Ray trial id}),
+    the others as orphans (recorded in the settings); return the study's trial counts: by
+    state, with duplicates skipped, orphans and interrupted trials counted apart."""
     import optuna
 
-    from minsearch.search.searcher import DUPLICATE
+    from minsearch.search.searcher import DUPLICATE, INTERRUPTED, TRIAL_ID
 
     study = plan.run.load_study()
     if study is None:
         return {}
     orphans = dict(plan.settings.orphans)
+    stopped = dict(study.user_attrs.get(INTERRUPTED, {}))
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        ray_id = trial.user_attrs.get(TRIAL_ID)
+        if ray_id in interrupted:
+            stopped[str(trial.number)] = ray_id
+            study.set_user_attr(INTERRUPTED, stopped)  # before the tell: resume reads it
+        else:
+            orphans[str(trial.number)] = ORPHAN_REASON
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        orphans[str(trial.number)] = ORPHAN_REASON
     plan.save_settings(orphans=orphans)
     counts: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
@@ -97,42 +114,55 @@ def reconcile_study(plan: Plan) -> dict[str, int]:
             key = "orphaned"
         elif trial.user_attrs.get(DUPLICATE):
             key = "duplicate_skipped"
+        elif str(trial.number) in stopped:
+            key = "interrupted"
         else:
             key = trial.state.name
         counts[key] = counts.get(key, 0) + 1
     return counts
 
 
-def finish_search(plan: Plan) -> Outcome:
-    """Write every result file and close the books."""
+def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
+    """Write every result file and close the books; ``interrupted``: the driver was stopped
+    (see the module docstring)."""
     from minsearch.search.plot import plot_front
     from minsearch.search.report import build_report, render_markdown
     from minsearch.tracking import SearchTracker
 
     run = plan.run
     records = collect_records(plan)
+    stopped = frozenset(r.trial_id for r in records if interrupted
+                        and r.state in ("RUNNING", "PENDING"))
+    for record in records:
+        if record.trial_id in stopped:
+            record.state, record.reason = "INTERRUPTED", INTERRUPTED_REASON
+    if stopped:
+        run.write_records(records)  # trials.json says what results.csv says
     frame = results_frame(records, plan.gene_names, plan.directions, plan.constraint)
     summary = front_summary(frame, plan.directions)
     states = {r.trial_id: r.state for r in records}
     counts = {s: list(states.values()).count(s) for s in ("COMPLETE", "FAILED", "PRUNED")}
+    finished = sum(counts.values()) == plan.space.trials and len(records) == plan.space.trials
     summary["counts"] = counts
-    summary["optuna"] = reconcile_study(plan)
+    summary["optuna"] = reconcile_study(plan, stopped)
     run.write_results(frame, summary)
     artifacts = [run.results_csv, run.front_csv, run.front_json]
-    if not frame.empty:
+    if not frame.empty and (finished or not interrupted):  # a stopped driver exits fast
         png = plot_front(frame, plan.directions, plan.constraint, run.front_png)
         artifacts += [png] if png else []
         _export_front(plan, frame)
         report = build_report(frame, plan.genes, plan.directions, plan.constraint,
                               run.load_study())
         artifacts.append(run.write_report(report, render_markdown(report)))
-    finished = sum(counts.values()) == plan.space.trials and len(records) == plan.space.trials
-    tracker = SearchTracker.open(run.tracking, plan.settings.tracking_uri)
-    if tracker.parent_id is not None:
+    tracker = None  # none before tracking started (stopped while training the parent)
+    if run.tracking.state.is_file():
+        tracker = SearchTracker.open(run.tracking, plan.settings.tracking_uri)
+    if tracker is not None and tracker.parent_id is not None:
         metrics = {f"trials_{k.lower()}": v for k, v in counts.items()}
         if summary.get("hypervolume") is not None:
             metrics["hypervolume"] = summary["hypervolume"]
         tracker.finish_search(states, summary["front"], metrics, artifacts,
                               "FINISHED" if finished else "KILLED")
-    plan.save_settings(status="finished" if finished else "incomplete", counts=counts)
+    status = "finished" if finished else "interrupted" if interrupted else "incomplete"
+    plan.save_settings(status=status, counts=counts)
     return Outcome(run, frame, summary)

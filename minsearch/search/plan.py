@@ -119,7 +119,10 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
         if trials < 1:
             raise UserError(f"--trials must be >= 1, but got {trials}; e.g. --trials 12.")
         space = dataclasses.replace(space, trials=trials)
-    check_devices(task, local=local)
+    try:
+        check_devices(task, local=local)
+    except UserError as err:  # a task key: name the file, as its other mistakes do
+        raise UserError(f"{task_path}: {err}") from None
     data = load_data(task.data)
     torch.manual_seed(task.recipe.seed)
     model = build_model(task.model)

@@ -5,7 +5,9 @@ One :class:`TrialRecord` per Ray trial; states are Optuna's words:
 - ``COMPLETE``: trained and measured (the only state that can be on the front);
 - ``FAILED``: raised or diverged, with its reason;
 - ``PRUNED``: stopped early by the scheduler (never on the front: its values would be early);
-- ``RUNNING``/``PENDING``: not finished yet (a live or interrupted search).
+- ``RUNNING``/``PENDING``: not finished yet (a live search, or a killed one);
+- ``INTERRUPTED``: in flight when Ctrl-C or SIGTERM stopped the driver; ``minsearch resume``
+  continues it from its last checkpoint.
 
 A COMPLETE trial is *feasible* when its first objective is no worse than the baseline's by
 more than the task's :class:`~minsearch.objectives.constraint.Constraint` allows (an accuracy
@@ -24,7 +26,7 @@ import pandas as pd
 from minsearch import pareto
 from minsearch.objectives.constraint import Constraint
 
-STATES = ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "PENDING")
+STATES = ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "PENDING", "INTERRUPTED")
 
 
 @dataclass

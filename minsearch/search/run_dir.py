@@ -21,6 +21,10 @@ driver never leaves half a file behind. Layout::
       front/<trial>.pt        weights + genome of every front member
       report.md, report.json  the prunable-components report
       driver.json             the driver's pid and processes (for resume)
+
+A file that cannot be read as minsearch wrote it is a :class:`DamagedFile` (a ``UserError``
+naming it); :mod:`minsearch.search.integrity` checks a whole folder before a command reads it
+and rebuilds what the other records can rebuild.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ if TYPE_CHECKING:
 
 STUDY_NAME = "minsearch"
 BOOLEAN_COLUMNS = ("baseline", "feasible", "pareto")
-STATUSES = ("created", "running", "finished", "incomplete")
+DAMAGE_HELP = "docs/search.md, 'A damaged run folder', says what can be rebuilt"
+STATUSES = ("created", "running", "finished", "incomplete", "interrupted", "failed")
 
 
 class CheckpointFiles:
@@ -70,7 +75,8 @@ class Settings:
     input_shape: list[int]
     input_dtype: str = "float32"
     created: str = ""
-    status: str = "created"  # created | running | finished | incomplete
+    status: str = "created"  # created | running | finished | incomplete | interrupted | failed
+    reason: str = ""  # why the search failed (status failed)
     address: str | None = None
     num_cpus: int | None = None
     tracking_uri: str | None = None
@@ -95,6 +101,60 @@ class Settings:
         values = {k: v for k, v in data.items() if k in known}
         values["constraint"] = Constraint.from_json(data["constraint"])
         return cls(**values)
+
+
+class DamagedFile(UserError):
+    """A file of a run folder that cannot be read as minsearch wrote it: ``path``, what is
+    wrong (``problem``) and what the user can do (``remedy``)."""
+
+    def __init__(self, path: Path, problem: str, remedy: str = DAMAGE_HELP) -> None:
+        self.path, self.problem, self.remedy = Path(path), problem, remedy
+        super().__init__(f"{path} is damaged: {problem}; {remedy}.")
+
+
+def _ends_open(text: str) -> bool:
+    """Whether JSON ``text`` ends inside a string or with a bracket open (cut short)."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return in_string or depth > 0
+
+
+def json_problem(text: str, err: json.JSONDecodeError) -> str:
+    """What a JSON parse error says about a file's ``text``: empty, cut short, or invalid."""
+    if not text.strip():
+        return "it is empty"
+    where = f"{err.msg}: line {err.lineno} column {err.colno}"
+    if _ends_open(text):
+        return f"it is cut short (not valid JSON: {where})"
+    return f"it is not valid JSON ({where})"
+
+
+def read_json(path: Path) -> Any:
+    """The parsed JSON file at ``path``; a :class:`DamagedFile` when it is missing, not text
+    or not JSON."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DamagedFile(path, "it is missing") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DamagedFile(path, f"it cannot be read as text ({err})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DamagedFile(path, json_problem(text, err)) from None
 
 
 def _entry(name: str) -> property:
@@ -152,6 +212,21 @@ class RunDir:
         """Ray's pickled tuner: present once Ray has saved the experiment (resume needs it)."""
         return self.tune_dir / "tuner.pkl"
 
+    @property
+    def experiment_saved(self) -> bool:
+        """Whether Ray has snapshotted the experiment's trials (``tuner.pkl`` comes before
+        it: a driver stopped in between leaves no trial)."""
+        return any(self.tune_dir.glob("experiment_state-*.json"))
+
+    def tune_snapshots(self) -> dict[str, Path]:
+        """Ray's experiment snapshot as ``Tuner.restore`` reads it: the newest file (names sort
+        by time) of each kind present in ``tune/``: ``experiment`` (JSON), ``searcher`` and
+        ``generator`` (pickles, whatever the generator's file name says)."""
+        kinds = {"experiment": "experiment_state-*.json", "searcher": "searcher-state-*.pkl",
+                 "generator": "search_gen_state-*.json"}
+        newest = {kind: sorted(self.tune_dir.glob(pattern)) for kind, pattern in kinds.items()}
+        return {kind: files[-1] for kind, files in newest.items() if files}
+
     def export_path(self, trial_id: str) -> Path:
         """Where the weights of front member ``trial_id`` are exported."""
         return self.front_dir / f"{trial_id}.pt"
@@ -187,11 +262,19 @@ class RunDir:
     @classmethod
     def new(cls, path: str | Path) -> RunDir:
         """A folder a new search can use (checked, not created): absent, or a folder that
-        holds no search."""
+        holds no search and that no driver holds (:mod:`minsearch.search.lock`)."""
+        from minsearch.search.lock import check_free
+
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise UserError(f"--out {str(run.path)!r} is a file; a run folder must be a new or "
                             f"existing folder; choose another --out.")
+        if run.path.is_dir():
+            check_free(run.path)
+        above = next((p for p in run.path.absolute().parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise UserError(f"--out {str(run.path)!r} lies inside {str(above)!r}, which is a "
+                            f"file; choose another --out.")
         if run.is_run():
             raise UserError(f"{run.path} already holds a search; continue it with `minsearch "
                             f"resume {run.path}` or choose another --out.")
@@ -212,19 +295,27 @@ class RunDir:
         _atomic_write(self.genes_json, json.dumps([g.to_json() for g in genes], indent=1))
 
     def read_task(self) -> TaskConfig:
-        return TaskConfig.from_flat(read_yaml(self.task_yaml, "run folder task file"))
+        data = read_yaml(self.task_yaml, "run folder task file")
+        try:
+            return TaskConfig.from_flat(data)
+        except UserError as err:  # the folder's own copy: damaged or edited
+            raise DamagedFile(self.task_yaml, f"it is not a valid task ({err})") from None
 
     def read_space(self) -> SpaceConfig:
-        return SpaceConfig.from_json(read_yaml(self.space_yaml, "run folder space file"))
+        data = read_yaml(self.space_yaml, "run folder space file")
+        try:
+            return SpaceConfig.from_json(data)
+        except UserError as err:
+            raise DamagedFile(self.space_yaml, f"it is not a valid space ({err})") from None
 
     def read_genes(self) -> list[Gene]:
-        return [Gene.from_json(g) for g in json.loads(self.genes_json.read_text())]
+        return [Gene.from_json(g) for g in read_json(self.genes_json)]
 
     def write_settings(self, settings: Settings) -> None:
         _atomic_write(self.settings_json, json.dumps(settings.to_json(), indent=2))
 
     def read_settings(self) -> Settings:
-        return Settings.from_json(json.loads(self.settings_json.read_text()))
+        return Settings.from_json(read_json(self.settings_json))
 
     # -- trials and results --------------------------------------------------------------------
 
@@ -234,7 +325,7 @@ class RunDir:
     def read_records(self) -> list[TrialRecord]:
         if not self.records_json.is_file():
             return []
-        return [TrialRecord(**r) for r in json.loads(self.records_json.read_text())]
+        return [TrialRecord(**r) for r in read_json(self.records_json)]
 
     def write_results(self, frame: pd.DataFrame, summary: dict[str, Any]) -> None:
         """``results.csv`` (every trial), ``front.csv`` (front members, best first on the
@@ -255,8 +346,12 @@ class RunDir:
         if not self.results_csv.is_file():
             raise UserError(f"{self.results_csv} does not exist: is {self.path} a minsearch run "
                             f"folder whose search has started?")
-        frame = pd.read_csv(self.results_csv, keep_default_na=False, na_values=[""],
-                            dtype={"trial_id": str})
+        try:
+            frame = pd.read_csv(self.results_csv, keep_default_na=False, na_values=[""],
+                                dtype={"trial_id": str})
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+            raise DamagedFile(self.results_csv, f"it is not a readable table ({err})".replace(
+                "\n", " "), "`minsearch resume` rewrites it from Ray's experiment state") from None
         for column in BOOLEAN_COLUMNS:
             if column in frame:
                 frame[column] = frame[column].astype(str).str.lower() == "true"
@@ -266,7 +361,7 @@ class RunDir:
         if not self.front_json.is_file():
             raise UserError(f"{self.front_json} does not exist: the search in {self.path} has "
                             f"not finished a trial yet.")
-        return json.loads(self.front_json.read_text())
+        return read_json(self.front_json)
 
     def write_report(self, report: dict[str, Any], markdown: str) -> Path:
         """``report.json`` and ``report.md``; returns the markdown's path."""
@@ -280,7 +375,12 @@ class RunDir:
         """The run's Optuna study, or None before the searcher created it."""
         import optuna
 
+        from minsearch.search.integrity import study_problem
+
         if not self.study_db.is_file():
             return None
+        problem = study_problem(self)  # read-only: Optuna would write into a damaged file
+        if problem:
+            raise DamagedFile(self.study_db, problem)
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         return optuna.load_study(study_name=STUDY_NAME, storage=self.storage_url)

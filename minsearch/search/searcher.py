@@ -23,6 +23,12 @@ Ray calls :meth:`GenomeSearcher.suggest` when it can start a trial and
   objectives (stopped early), COMPLETE otherwise; a trial is told once, and a trial already
   finished in the study (told before a driver kill; Ray re-ran it from its final checkpoint)
   is not told again;
+- each Optuna trial carries its Ray trial id (user attribute ``minsearch_trial_id``). A trial
+  that a stopped driver (Ctrl-C, SIGTERM) ended FAIL in the study is listed in the study's user
+  attribute ``minsearch_interrupted``; when the resumed search finishes that Ray trial, its
+  outcome is added to the study as a new trial with the same params (``study.add_trial``,
+  user attribute ``minsearch_resumes``: the number it replaces), so the study holds exactly
+  one finished trial per Ray trial;
 - the study lives in SQLite in the run folder, so a restored search and optuna-dashboard see
   the same trials.
 
@@ -51,6 +57,9 @@ from minsearch.search.space import Gene, SpaceConfig, baseline_params
 
 ENUMERATE_LIMIT = 100_000  # spaces up to this size are enumerated to find unseen genomes
 DUPLICATE = "minsearch_duplicate"  # user attr of asked-but-skipped duplicate proposals
+TRIAL_ID = "minsearch_trial_id"  # user attr: the Ray trial id (also MLflow's trial tag)
+INTERRUPTED = "minsearch_interrupted"  # study user attr: {number: Ray trial id} a stop ended
+RESUMES = "minsearch_resumes"  # user attr: the interrupted trial's number this one replaces
 CONSTRAINT = "worsening"  # worsening of the first objective minus the allowed worsening
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
@@ -129,6 +138,7 @@ class GenomeSearcher(Searcher):
                 self._study.enqueue_trial(replacement)
             trial = self._study.ask(self._distributions)
         self._seen.add(_key(trial.params))
+        trial.set_user_attr(TRIAL_ID, trial_id)
         self._trials[trial_id] = trial
         return dict(trial.params)
 
@@ -142,20 +152,32 @@ class GenomeSearcher(Searcher):
         trial = self._trials.pop(trial_id, None)
         if trial is None:
             return  # told already
-        finished = self._study.get_trials(deepcopy=False, states=_FINISHED)
-        if trial.number in {t.number for t in finished}:
-            return  # told before the driver was killed; Ray's older snapshot re-ran it
         values = [result.get(name) for name in self.metric]
+        state, constraints = TrialState.COMPLETE, {}
         if error:
-            self._study.tell(trial, state=TrialState.FAIL)
+            state = TrialState.FAIL
         elif any(v is None for v in values):  # stopped early: no final measurements
-            self._study.tell(trial, state=TrialState.PRUNED)
+            state = TrialState.PRUNED
         else:
             limit = self.constraint.max_worsening
             if limit is not None and self._baseline_value is not None:
                 worse = self.constraint.worsening(float(first), self._baseline_value)
-                trial.set_constraint(CONSTRAINT, worse - limit)
-            self._study.tell(trial, [float(v) for v in values], state=TrialState.COMPLETE)
+                constraints[CONSTRAINT] = worse - limit
+        told = [float(v) for v in values] if state == TrialState.COMPLETE else None
+        finished = {t.number: t for t in self._study.get_trials(deepcopy=False,
+                                                                states=_FINISHED)}
+        if trial.number not in finished:
+            for key, value in constraints.items():
+                trial.set_constraint(key, value)
+            self._study.tell(trial, told, state=state)
+        elif str(trial.number) in self._study.user_attrs.get(INTERRUPTED, {}):
+            old = finished[trial.number]  # its sampler attrs (e.g. NSGA-II's generation) carry
+            self._study.add_trial(optuna.trial.create_trial(
+                state=state, values=told, params=dict(old.params),
+                distributions=self._distributions, constraints=constraints or None,
+                system_attrs=dict(old.system_attrs),
+                user_attrs={TRIAL_ID: trial_id, RESUMES: trial.number}))
+        # else: told before the driver was killed; Ray's older snapshot re-ran it
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as file:

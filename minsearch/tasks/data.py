@@ -4,10 +4,11 @@ Every source is turned into images ``x`` of shape ``(N, C, H, W)`` (uint8 in 0..
 in [0, 1]) and labels ``y`` of shape ``(N,)``. Corruptions act on the [0, 1] images; the model
 sees them normalised with the training split's per-channel mean and std.
 
-Sources: ``digits`` (scikit-learn's bundled 8x8 digits), ``imagefolder`` (a class-per-folder
-tree), ``torchvision:NAME`` with a local ``data_root`` (``download=False`` always), and
-``package.module:function`` returning a dataset, a pair of tensors, or a mapping with
-``train``/``test`` (and optionally ``val``) entries.
+Sources (:mod:`minsearch.tasks.image_sources`): ``digits`` (scikit-learn's bundled 8x8
+digits), ``imagefolder`` (a class-per-folder tree), ``torchvision:NAME`` with a local
+``data_root`` (``download=False`` always), and ``package.module:function`` returning a
+dataset, a pair of tensors, or a mapping with ``train``/``test`` (and optionally ``val``)
+entries. Data with fewer than two classes is refused.
 
 ``dataset: text`` is the other kind of task data (:mod:`minsearch.tasks.text_data`); both
 kinds implement :class:`DataKind`, which is all the training loop and the objectives use.
@@ -15,8 +16,6 @@ kinds implement :class:`DataKind`, which is all the training loop and the object
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -135,124 +134,29 @@ def load_data(cfg: DataConfig) -> DataKind:
         from minsearch.tasks.text_data import load_text_data
 
         return load_text_data(cfg)
-    if cfg.dataset == "digits":
-        parts = {"all": _digits()}
-    elif cfg.dataset == "imagefolder":
-        parts = {"all": _imagefolder(cfg)}
-    elif cfg.dataset.startswith("torchvision:"):
-        parts = _torchvision(cfg)
-    else:
-        parts = _factory(cfg)
+    from minsearch.tasks.image_sources import read_sources
+
+    parts = read_sources(cfg)
     train, val, test = _split(parts, cfg)
-    num_classes = int(max(int(s.y.max()) for s in (train, val, test) if len(s)) + 1)
+    num_classes = _check_classes(torch.cat([train.y, val.y, test.y]), cfg)
     images = train.images(slice(None))
     mean = images.mean(dim=(0, 2, 3))
     std = images.std(dim=(0, 2, 3)).clamp_min(1e-6)
     return TaskData(train, val, test, num_classes, mean, std)
 
 
-def _digits() -> Split:
-    from sklearn.datasets import load_digits
+def _check_classes(y: torch.Tensor, cfg: DataConfig) -> int:
+    """The number of classes (largest label + 1); fewer than two distinct labels is refused:
+    a one-class model is always right, so every candidate would look perfect."""
+    present = torch.unique(y).tolist()
+    if len(present) < 2:
+        from minsearch.tasks.image_sources import describe
 
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
-    return Split(x, torch.tensor(bunch.target, dtype=torch.int64))
-
-
-def _to_tensor_transform(image_size: int | None):
-    from torchvision import transforms
-
-    steps = [transforms.Resize((image_size, image_size))] if image_size else []
-    return transforms.Compose([*steps, transforms.PILToTensor()])
-
-
-def _imagefolder(cfg: DataConfig) -> Split:
-    from torchvision.datasets import ImageFolder
-
-    try:
-        dataset = ImageFolder(str(cfg.data_root), transform=_to_tensor_transform(cfg.image_size))
-    except (FileNotFoundError, RuntimeError) as err:
-        raise UserError(f"Cannot read an ImageFolder tree at {cfg.data_root!r} ({err}); "
-                        f"it needs one sub-folder of images per class.") from None
-    return _materialize(dataset, cfg)
-
-
-def _torchvision(cfg: DataConfig) -> dict[str, Split]:
-    import torchvision.datasets
-
-    name = cfg.dataset.split(":", 1)[1]
-    cls = getattr(torchvision.datasets, name, None)
-    if not isinstance(cls, type):
-        raise UserError(f"torchvision.datasets has no dataset {name!r}; e.g. "
-                        f"'torchvision:CIFAR10' or 'torchvision:MNIST'.")
-    kwargs = dict(cfg.data_kwargs, download=False,
-                  transform=_to_tensor_transform(cfg.image_size))
-
-    def make(**extra):
-        try:
-            return cls(str(cfg.data_root), **kwargs, **extra)
-        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. ..."
-            raise UserError(f"{name} is not under {cfg.data_root!r} ({err}). "
-                            f"minsearch never downloads: put it in that folder "
-                            f"yourself.") from None
-
-    if "train" in inspect.signature(cls).parameters:
-        return {"train": _materialize(make(train=True), cfg),
-                "test": _materialize(make(train=False), cfg)}
-    return {"all": _materialize(make(), cfg)}
-
-
-def _factory(cfg: DataConfig) -> dict[str, Split]:
-    module_name, _, func_name = cfg.dataset.partition(":")
-    try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as err:
-        raise UserError(f"Cannot load dataset function {cfg.dataset!r} ({err}); it must be "
-                        f"'package.module:function' importable from PYTHONPATH.") from None
-    result = func(**cfg.data_kwargs)
-    if isinstance(result, dict):
-        unknown = set(result) - {"train", "val", "test"}
-        if unknown or not {"train", "test"} <= set(result):
-            raise UserError(f"Dataset function {cfg.dataset} returned keys {sorted(result)}; "
-                            f"expected 'train' and 'test' (and optionally 'val').")
-        return {k: _materialize(v, cfg) for k, v in result.items()}
-    return {"all": _materialize(result, cfg)}
-
-
-def _materialize(source, cfg: DataConfig) -> Split:
-    """A dataset of (image, label) items, or an (x, y) pair of tensors -> :class:`Split`."""
-    if isinstance(source, (tuple, list)) and len(source) == 2 and all(
-            isinstance(t, torch.Tensor) for t in source):
-        x, y = source
-    else:
-        if not hasattr(source, "__len__") or not hasattr(source, "__getitem__"):
-            raise UserError(f"A dataset must be indexable with a length, or an (x, y) pair of "
-                            f"tensors, but got {type(source).__name__}.")
-        indices: list[int] | range = range(len(source))
-        if cfg.max_samples is not None and len(source) > cfg.max_samples:
-            # Read only the samples that will be used (a seeded subset), not the whole set.
-            generator = torch.Generator().manual_seed(cfg.data_seed)
-            indices = torch.randperm(len(source), generator=generator)[:cfg.max_samples].tolist()
-        items = [source[i] for i in indices]
-        x = torch.stack([_image_tensor(item[0]) for item in items])
-        y = torch.tensor([int(item[1]) for item in items])
-    if x.ndim == 3:
-        x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-    if x.ndim != 4 or len(x) != len(y):
-        raise UserError(f"Images must be (N, C, H, W) with one label each, but got images "
-                        f"{tuple(x.shape)} and labels {tuple(y.shape)}.")
-    if x.dtype != torch.uint8 and x.is_floating_point() and (x.min() < 0 or x.max() > 1):
-        raise UserError(f"Float images must lie in [0, 1] (normalisation is done by minsearch), "
-                        f"but got values in [{float(x.min()):.3g}, {float(x.max()):.3g}].")
-    return Split(x, y.long())
-
-
-def _image_tensor(image) -> torch.Tensor:
-    if isinstance(image, torch.Tensor):
-        return image
-    from torchvision.transforms.functional import pil_to_tensor
-
-    return pil_to_tensor(image)
+        labels = f" (label {present[0]} in all {len(y)} examples)" if present else ""
+        raise UserError(f"{describe(cfg)} has {len(present)} class{labels}; a "
+                        f"classifier needs at least two: use data with several classes"
+                        + (" (or a larger `max_samples`)." if cfg.max_samples else "."))
+    return int(max(present)) + 1
 
 
 def _split(parts: dict[str, Split], cfg: DataConfig) -> tuple[Split, Split, Split]:

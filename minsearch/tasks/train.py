@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minsearch.errors import UserError
+from minsearch.errors import UserError, one_line
 from minsearch.tasks.config import RecipeConfig
 from minsearch.tasks.data import DataKind
 
@@ -132,17 +132,25 @@ def fit(model: nn.Module, data: DataKind, recipe: RecipeConfig, *, epochs: int,
 
 
 def check_outputs(model: nn.Module, data: DataKind, device: torch.device | str = "cpu") -> None:
-    """Raise a clear error when the model's output does not fit the data's classes."""
+    """Raise a clear error when the model's output does not fit the data's classes (or it
+    fails on a batch of the data: its error is chained, for ``--debug``)."""
     model.eval()
     arg, n = data.output_arg, data.num_classes
+    if n < 2:  # load_data refuses such data; never advise building a one-class model
+        raise UserError(f"The data has {n} class(es); a classifier needs at least two: use "
+                        f"data with several classes.")
     with torch.no_grad():
         x, y = next(data.batches(data.train, 2, device=device))
         try:
             out = model(x)
-        except (IndexError, RuntimeError) as err:  # e.g. char codes past the vocabulary
+        except Exception as err:  # the model's forward (timm's or the user's own code)
             raise UserError(f"The model fails on a batch of 2 inputs of shape {tuple(x.shape)} "
-                            f"({x.dtype}): {err}. Build it for the data's inputs and {n} "
-                            f"classes (e.g. '?{arg}={n}' in the model spec).") from None
+                            f"({x.dtype}): {one_line(err)}. Build it for the "
+                            f"data's inputs and {n} classes (e.g. '?{arg}={n}' in the model "
+                            f"spec); run with --debug for its traceback.") from err
+    if not isinstance(out, torch.Tensor):
+        raise UserError(f"The model returns a {type(out).__name__} for a batch of 2, but it "
+                        f"must return one tensor of logits of shape {(*y.shape, n)}.")
     if tuple(out.shape) != (*y.shape, data.num_classes):
         raise UserError(f"The model returns shape {tuple(out.shape)} for a batch of 2, but the "
                         f"data needs {(*y.shape, n)} ({n} classes); build it with "

@@ -12,10 +12,11 @@ from minsearch.errors import UserError
 from minsearch.objectives import check_task, get_objective, measure_all, objective_names
 from minsearch.objectives.base import _OBJECTIVES, MeasureContext, Objective
 from minsearch.objectives.constraint import directions
-from minsearch.objectives.robustness import robustness_ratio
+from minsearch.objectives.robustness import chance_margin, majority_rate, robustness_ratio
 from minsearch.objectives.size import state_bytes
 from minsearch.tasks.config import TaskConfig
 from minsearch.tasks.train import Diverged
+from tests.tasks.factories import TinyMLP
 
 
 @pytest.mark.parametrize("name", objective_names())
@@ -90,18 +91,55 @@ def test_train_measurements_leave_the_trained_weights_alone(ctx, trained):
     (0.9, [0.5, 0.5], (0.5 - 0.1) / (0.9 - 0.1)),
     (0.9, [0.05], 0.0),  # below chance counts as nothing kept
     (0.1, [0.1], 0.0),  # a chance-level model is not "perfectly robust"
+    (0.117, [0.117], 0.0),  # nor one a little above 1/classes: the issue's one-class predictor
+    (0.15, [0.15], 0.0),  # above the majority rate, but within the noise of 100 examples (0.09)
+    (0.25, [0.25], 1.0),  # clearly above it
 ])
-def test_robustness_is_the_above_chance_ratio(clean, corrupted, expected):
-    assert robustness_ratio(clean, corrupted, num_classes=10) == pytest.approx(expected)
+def test_robustness_is_the_ratio_above_the_majority_rate(clean, corrupted, expected):
+    assert chance_margin(0.1, 100) == pytest.approx(3 * math.sqrt(0.1 * 0.9 / 100))
+    assert robustness_ratio(clean, corrupted, majority=0.1, n=100) == pytest.approx(expected)
+
+
+def test_the_margin_is_the_largest_chance_level_noise():
+    assert chance_margin(0.9, 100) == chance_margin(0.5, 100) == pytest.approx(0.15)
+    assert majority_rate(torch.tensor([0, 1, 1, 3])) == 0.5
 
 
 def test_robustness_of_a_trained_model_lies_between_0_and_1(ctx):
     value = get_objective("robustness").measure(ctx)
-    assert 0.0 < value < 1.0
+    assert 0.5 < value < 1.0
     assert set(ctx.cache["corruptions"]) == {"gaussian_noise@1", "gaussian_noise@3", "blur@1",
                                             "blur@3"}
     assert ctx.cache["corruptions"]["gaussian_noise@3"] < ctx.cache["corruptions"][
         "gaussian_noise@1"]
+
+
+class Constant(nn.Module):
+    """Predicts class ``label`` whatever the input (a broken candidate)."""
+
+    def __init__(self, label: int, classes: int = 10):
+        super().__init__()
+        self.label, self.classes = label, classes
+
+    def forward(self, x):
+        return nn.functional.one_hot(torch.full((len(x),), self.label), self.classes).float()
+
+
+@pytest.mark.parametrize("label", ["majority", "other"])
+def test_a_constant_predictor_is_not_robust(digits, task, label):
+    counts = torch.bincount(digits.test.y)
+    pick = int(counts.argmax() if label == "majority" else counts.argmin())
+    ctx = MeasureContext(Constant(pick), digits, task, torch.device("cpu"))
+    assert get_objective("robustness").measure(ctx) == 0.0
+    assert set(ctx.cache["corruptions"].values()) == {ctx.cache["accuracy"]}  # noise: no change
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_untrained_model_is_not_robust(digits, task, seed):
+    torch.manual_seed(seed)
+    ctx = MeasureContext(TinyMLP().eval(), digits, task, torch.device("cpu"))
+    assert get_objective("robustness").measure(ctx) == 0.0
+    assert ctx.cache["accuracy"] < 0.2
 
 
 def test_measure_all_refuses_non_finite_values(ctx):

@@ -59,7 +59,7 @@ def test_run_folder_holds_every_result_file(search_run):
                  "optuna.db", "mlflow.db"):
         assert (run_dir / name).is_file(), name
     settings = json.loads((run_dir / "search.json").read_text())
-    assert settings["status"] == "finished" and settings["parent"]["epochs"] == 2
+    assert settings["status"] == "finished" and settings["parent"]["epochs"] == 20
 
 
 def test_results_record_every_trial_and_the_failures_reasons(search_run):

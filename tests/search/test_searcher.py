@@ -18,7 +18,14 @@ from minsearch.search.samplers import (
     make_sampler,
     settable_parameters,
 )
-from minsearch.search.searcher import CONSTRAINT, DUPLICATE, GenomeSearcher
+from minsearch.search.searcher import (
+    CONSTRAINT,
+    DUPLICATE,
+    INTERRUPTED,
+    RESUMES,
+    TRIAL_ID,
+    GenomeSearcher,
+)
 from minsearch.search.space import Gene, SpaceConfig
 
 GENES = [Gene("norm", "norm", ("n1", "n2"), ("keep", "identity", "dyt"),
@@ -102,6 +109,26 @@ def test_a_trial_is_told_once():
     s.on_trial_complete("a", result(0.9))
     s.on_trial_complete("a", result(0.1))
     assert states(s) == ["COMPLETE"] and s.study.trials[0].values[0] == 0.9
+
+
+def test_a_trial_a_stop_ended_is_told_again_as_a_new_trial(tmp_path):
+    s = searcher(tmp_path, drop=0.05)
+    s.suggest("a")
+    s.on_trial_complete("a", result(0.90))
+    params = s.suggest("b")
+    b = s.study.trials[-1]
+    assert b.user_attrs[TRIAL_ID] == "b"
+    # A stopped driver lists "b" as interrupted and ends it FAIL (finish.reconcile_study).
+    s.study.set_user_attr(INTERRUPTED, {str(b.number): "b"})
+    s.study.tell(b.number, state=optuna.trial.TrialState.FAIL)
+    s.on_trial_complete("b", result(0.80, 5.0))  # the resumed search finishes "b"
+    assert states(s) == ["COMPLETE", "FAIL", "COMPLETE"]
+    again = s.study.trials[-1]
+    assert again.params == params and again.values == [0.80, 5.0]
+    assert again.user_attrs == {TRIAL_ID: "b", RESUMES: b.number}
+    assert again.constraints[CONSTRAINT] == pytest.approx(0.05)  # 0.10 drop > 0.05 allowed
+    s.on_trial_complete("b", result(0.80, 5.0))  # told once
+    assert len(s.study.trials) == 3
 
 
 def test_repeated_genomes_are_replaced_until_the_space_is_exhausted():

@@ -46,3 +46,66 @@ def pair_dataset(n: int = 60):
 def split_dataset():
     x, y = pair_dataset(80)
     return {"train": (x[:60], y[:60]), "test": (x[60:], y[60:])}
+
+
+# -- the user's own code failing, and data-format surprises (tests/cli/test_bad_inputs.py) ----
+
+def broken_model(**kwargs) -> nn.Module:
+    """A model factory with a bug of its own."""
+    raise ValueError("depth must be even, got 3")
+
+
+def type_error_model() -> nn.Module:
+    """Raises a TypeError inside: not to be mistaken for a wrong argument."""
+    return nn.Linear(64, "10")
+
+
+def broken_dataset(**kwargs):
+    """A dataset function whose own file is missing."""
+    raise FileNotFoundError("no such file: /data/train.npz")
+
+
+class BrokenItems:
+    """A dataset whose ``__getitem__`` fails on one item."""
+
+    def __len__(self) -> int:
+        return 20
+
+    def __getitem__(self, i: int):
+        if i == 3:
+            raise KeyError(f"no record {i}")
+        return torch.rand(1, 6, 6), i % 2
+
+
+def broken_items_dataset():
+    return BrokenItems()
+
+
+def one_class_dataset(n: int = 40):
+    """Every image labelled 0."""
+    x, _ = pair_dataset(n)
+    return x, torch.zeros(n, dtype=torch.int64)
+
+
+def mixed_size_dataset():
+    """Items of two sizes: item 5 is 7x6, the others 6x6."""
+    return [(torch.rand(1, 7 if i == 5 else 6, 6), i % 2) for i in range(20)]
+
+
+def string_label_dataset():
+    return [(torch.rand(1, 6, 6), "cat" if i % 2 else "dog") for i in range(20)]
+
+
+def negative_label_dataset():
+    x, y = pair_dataset(40)
+    return x, y - 1
+
+
+def one_hot_dataset():
+    x, y = pair_dataset(40)
+    return x, torch.nn.functional.one_hot(y)
+
+
+def multiline_error_model() -> nn.Module:
+    """Raises with a message of several lines, as torch's often are."""
+    raise RuntimeError("shapes do not match:\n  weight (10, 64)\n  input (2, 192)")

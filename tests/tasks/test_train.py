@@ -71,3 +71,23 @@ def test_train_steps_takes_exactly_the_budget_across_passes(digits):
     model.register_forward_hook(lambda *a: calls.append(1))
     train_steps(model, digits, recipe, passes + 2, torch.Generator().manual_seed(0))
     assert len(calls) == passes + 2 and model.training
+
+
+def test_one_class_data_is_never_advised_a_one_class_model(digits):
+    """The advice of the class-count check must not lead to `num_classes=1` (issue 12)."""
+    import dataclasses
+
+    one = dataclasses.replace(digits, num_classes=1)
+    with pytest.raises(UserError, match="a classifier needs at least two") as err:
+        check_outputs(TinyMLP(classes=2), one)
+    assert "num_classes=1" not in str(err.value)
+
+
+def test_a_model_failing_on_the_data_keeps_its_error_for_debug(digits):
+    class Fails(torch.nn.Module):
+        def forward(self, x):
+            raise ValueError("my forward")
+
+    with pytest.raises(UserError, match="fails on a batch .* ValueError: my forward") as err:
+        check_outputs(Fails(), digits)
+    assert isinstance(err.value.__cause__, ValueError)
