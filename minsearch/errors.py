@@ -14,6 +14,14 @@ class UserError(ValueError):
     """Bad input: the message names the problem and the fix."""
 
 
+def did_you_mean(name: object, known: object) -> str:
+    """`` Did you mean 'norm'?`` for the closest of ``known`` names, or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def user_code_error(what: str, step: str, err: BaseException) -> UserError:
     """The one line for the user's own code (a model factory, a dataset function) raising:
     which spec failed, at which step, and the error. Raise it ``from err``: the CLI's

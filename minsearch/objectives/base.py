@@ -13,14 +13,13 @@ on other data (the search runs it before it starts, :func:`measure_all` before i
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from minsearch.errors import UserError
+from minsearch.errors import UserError, did_you_mean
 from minsearch.tasks.config import TaskConfig
 from minsearch.tasks.data import DataKind
 
@@ -81,10 +80,8 @@ def get_objective(name: str) -> Objective:
     _load()
     cls = _OBJECTIVES.get(name)
     if cls is None:
-        close = difflib.get_close_matches(str(name), _OBJECTIVES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UserError(f"Unknown objective {name!r}; known: "
-                        f"{', '.join(sorted(_OBJECTIVES))}.{hint}")
+                        f"{', '.join(sorted(_OBJECTIVES))}.{did_you_mean(name, _OBJECTIVES)}")
     return cls()
 
 

@@ -7,13 +7,12 @@ Parameters are chosen to hurt but not erase small images (8x8 digits to 32x32 CI
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from minsearch.errors import UserError
+from minsearch.errors import UserError, did_you_mean
 
 Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
 _CORRUPTIONS: dict[str, Corruption] = {}
@@ -86,8 +85,6 @@ def corruption_names() -> tuple[str, ...]:
 def get_corruption(name: str) -> Corruption:
     fn = _CORRUPTIONS.get(name)
     if fn is None:
-        close = difflib.get_close_matches(str(name), _CORRUPTIONS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UserError(f"Unknown corruption {name!r}; known: "
-                        f"{', '.join(_CORRUPTIONS)}.{hint}")
+                        f"{', '.join(_CORRUPTIONS)}.{did_you_mean(name, _CORRUPTIONS)}")
     return fn

@@ -28,7 +28,6 @@ genes are checked; every trial worker imports them again before it builds its ca
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 
 from minsearch.errors import UserError
 from minsearch.plugins import load_plugins
-from minsearch.sites.kind import kind_names, parts
+from minsearch.sites.kind import get_kind, parts
 from minsearch.sites.site import Discovery, Site
 from minsearch.yamlio import read_yaml
 
@@ -64,12 +63,7 @@ class GeneSpec:
     name: str | None = None  # prefix of the gene names (default: the kind)
 
     def __post_init__(self) -> None:
-        kinds = kind_names()
-        if self.kind not in kinds:
-            close = difflib.get_close_matches(str(self.kind), kinds, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise UserError(f"Gene kind {self.kind!r} is not a site kind; known: "
-                            f"{', '.join(kinds)}.{hint}")
+        get_kind(self.kind)  # an unknown kind: one line with the known ones
         if self.tie not in TIES:
             raise UserError(f"`tie` must be one of {', '.join(TIES)}, but got {self.tie!r} "
                             f"(for the {self.kind} gene).")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from minsearch.errors import UserError
+from minsearch.errors import UserError, did_you_mean
 
 if TYPE_CHECKING:
     from torch import nn
@@ -96,11 +96,8 @@ def get_kind(name: str) -> SiteKind:
     _load_builtin()
     kind = _KINDS.get(name)
     if kind is None:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), _KINDS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UserError(f"Unknown site kind {name!r}; known: {', '.join(kind_names())}.{hint} "
+        hint = did_you_mean(name, _KINDS)
+        raise UserError(f"{name!r} is not a site kind; known: {', '.join(kind_names())}.{hint} "
                         f"A kind from a plugin module needs that module in the space's "
                         f"`plugins:`.")
     return kind
