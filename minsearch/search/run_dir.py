@@ -39,6 +39,7 @@ import yaml
 
 from minsearch.errors import UserError
 from minsearch.objectives.constraint import Constraint
+from minsearch.search.file_checks import text_problem
 from minsearch.search.results import TrialRecord
 from minsearch.search.space import Gene, SpaceConfig
 from minsearch.tasks.config import TaskConfig
@@ -145,12 +146,9 @@ def json_problem(text: str, err: json.JSONDecodeError) -> str:
 def read_json(path: Path) -> Any:
     """The parsed JSON file at ``path``; a :class:`DamagedFile` when it is missing, not text
     or not JSON."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise DamagedFile(path, "it is missing") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DamagedFile(path, f"it cannot be read as text ({err})") from None
+    text, problem = text_problem(path)  # missing, unreadable or empty
+    if problem:
+        raise DamagedFile(path, problem)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
