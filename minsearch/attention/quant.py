@@ -14,8 +14,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-FP8_MAX = 448.0  # largest finite float8_e4m3fn
-INT8_MAX = 127.0
+# One vocabulary with the weight-precision genes; re-exported for the attention modules.
+from minsearch.number_formats import FP8_MAX as FP8_MAX
+from minsearch.number_formats import INT8_MAX as INT8_MAX
+
 _TINY = 1e-12  # floor on absmax so that an all-zero block gets a finite scale
 
 

@@ -34,9 +34,15 @@ class Option:
     doc: str
     applies: Callable[[Any], bool] | None = None
     """Whether the option can be used at a given site (None: at every site of its kind)."""
+    unavailable: Callable[[OptionConfig, Any], str | None] | None = None
+    """Why a config of the option cannot run on a device (None: it runs everywhere)."""
 
     def applies_to(self, site: Any) -> bool:
         return self.applies is None or bool(self.applies(site))
+
+    def unavailable_on(self, config: OptionConfig, device: Any) -> str | None:
+        """Why ``config`` cannot run on ``device`` (a torch device), or None when it can."""
+        return None if self.unavailable is None else self.unavailable(config, device)
 
     def make_config(self, **fields: Any) -> OptionConfig:
         known = {f.name for f in dataclasses.fields(self.config_cls)}
@@ -53,11 +59,14 @@ _BY_CONFIG: dict[type[OptionConfig], Option] = {}
 
 
 def register_option(config_cls: type[OptionConfig], *, identity: bool = False,
-                    applies: Callable[[Any], bool] | None = None):
+                    applies: Callable[[Any], bool] | None = None,
+                    unavailable_on: Callable[[OptionConfig, Any], str | None] | None = None):
     """Decorator: register ``handler`` for ``config_cls`` under its ``kind``/``name``.
 
     ``identity`` declares that the default config reproduces the original output (the catalog
-    tests hold it to that); ``applies(site)`` restricts the option to some sites of its kind.
+    tests hold it to that); ``applies(site)`` restricts the option to some sites of its kind;
+    ``unavailable_on(config, device)`` says why it cannot run on a device (checked before
+    training).
     """
 
     def wrap(handler: Handler) -> Handler:
@@ -66,7 +75,7 @@ def register_option(config_cls: type[OptionConfig], *, identity: bool = False,
             raise ValueError(f"Option '{key[0]}/{key[1]}' is registered twice.")
         doc = (handler.__doc__ or config_cls.__doc__ or "").strip().splitlines()
         option = Option(config_cls.kind, config_cls.name, config_cls, handler, identity,
-                        doc[0] if doc else "", applies)
+                        doc[0] if doc else "", applies, unavailable_on)
         _OPTIONS[key] = _BY_CONFIG[config_cls] = option
         return handler
 

@@ -8,18 +8,32 @@ from torch.utils.flop_counter import FlopCounterMode
 from minsearch.objectives.base import MeasureContext, Objective, register_objective
 
 
+def stored_tensors(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors that hold ``tensor``'s data: itself, or for a wrapper subclass (a
+    torchao quantized weight: int8 data + scales + zero points) its inner tensors, found with
+    the subclass protocol ``__tensor_flatten__``, recursively."""
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    if not is_traceable_wrapper_subclass(tensor):
+        return [tensor]
+    names, _ = tensor.__tensor_flatten__()
+    return [inner for name in names for inner in stored_tensors(getattr(tensor, name))]
+
+
 def state_bytes(module: torch.nn.Module) -> int:
-    """Bytes of the state dict (parameters and buffers) at their own dtypes; tensors sharing
-    storage (tied weights) count once."""
+    """Bytes of the state dict (parameters and buffers) as stored: each tensor at its own
+    dtype, a quantized tensor as its data, scales and zero points; tensors sharing storage
+    (tied weights) count once."""
     seen: set[tuple[int, int]] = set()
     total = 0
-    for tensor in module.state_dict(keep_vars=True).values():
-        storage = tensor.untyped_storage()
-        key = (storage.data_ptr(), storage.nbytes())
-        if key in seen and storage.data_ptr() != 0:
-            continue
-        seen.add(key)
-        total += tensor.numel() * tensor.element_size()
+    for value in module.state_dict(keep_vars=True).values():
+        for tensor in stored_tensors(value):
+            storage = tensor.untyped_storage()
+            key = (storage.data_ptr(), storage.nbytes())
+            if key in seen and storage.data_ptr() != 0:
+                continue
+            seen.add(key)
+            total += tensor.numel() * tensor.element_size()
     return total
 
 
@@ -33,10 +47,20 @@ class ParamBytes(Objective):
         return float(state_bytes(ctx.model))
 
 
+def _count_int_mm() -> None:
+    """``aten._int_mm`` (int8 x int8 -> int32, what torchao's int8 dynamic linear runs) has no
+    formula in ``torch.utils.flop_counter``; it is a matmul and counts as one, so that an
+    int8 model does not report zero FLOPs."""
+    from torch.utils.flop_counter import flop_registry
+
+    aten = torch.ops.aten
+    flop_registry.setdefault(aten._int_mm, flop_registry[aten.mm])
+
+
 @register_objective
 class Flops(Objective):
     """FLOPs of one forward pass on one example, counted by ``torch.utils.flop_counter``
-    (matmuls and convolutions; elementwise ops are free in its model)."""
+    (matmuls and convolutions, at any precision; elementwise ops are free in its model)."""
 
     name = "flops"
     direction = "min"
@@ -45,6 +69,7 @@ class Flops(Objective):
     def measure(self, ctx: MeasureContext) -> float:
         x = ctx.data.examples(ctx.data.test, 1)[0].to(ctx.device)
         ctx.model.eval()
+        _count_int_mm()
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             ctx.model(x)

@@ -23,7 +23,14 @@ from typing import Any
 from minsearch.errors import UserError
 from minsearch.objectives.constraint import Constraint, directions
 from minsearch.search.run_dir import RunDir, Settings
-from minsearch.search.space import Gene, SpaceConfig, baseline_params, load_space, resolve_genes
+from minsearch.search.space import (
+    Gene,
+    SpaceConfig,
+    baseline_params,
+    load_space,
+    resolve_genes,
+    unavailable_options,
+)
 from minsearch.tasks.config import TaskConfig, load_task
 
 
@@ -98,6 +105,17 @@ def check_devices(task: TaskConfig, *, local: bool = True) -> None:
                         f"join a cluster that has them with --address.")
 
 
+def trial_device(task: TaskConfig, *, local: bool = True):
+    """The torch device a trial will train on, or None where the driver cannot know (GPU
+    trials on a cluster): a trial without GPUs sees none (Ray hides them), so it runs on the
+    CPU whatever ``device`` says."""
+    import torch
+
+    if task.recipe.device == "cpu" or task.resources.gpus_per_trial == 0:
+        return torch.device("cpu")
+    return torch.device("cuda") if local else None
+
+
 def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int | None = None,
                  local: bool = True) -> Inputs:
     """Everything ``search`` checks before it writes or trains anything (see the module
@@ -128,6 +146,11 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
     model = build_model(task.model)
     check_outputs(model, data)
     genes = resolve_genes(space, find_sites(model, example_input(data, batch=2)))
+    device = trial_device(task, local=local)
+    problems = unavailable_options(genes, device) if device is not None else []
+    if problems:
+        raise UserError(f"{space_path}: {problems[0]}, and the trials run on {device}; remove "
+                        f"that option from the space, or run the trials where it runs.")
     make_sampler(space, genes)  # the sampler takes the space's parameters
     return Inputs(task, space, genes, (1, *data.input_shape),
                   str(data.input_dtype).removeprefix("torch."))

@@ -61,6 +61,7 @@ class GeneSpec:
     tie: str = "kind"
     sites: str | None = None  # regex, fully matched against site names
     name: str | None = None  # prefix of the gene names (default: the kind)
+    exclude: str | None = None  # regex: sites whose name it fully matches are left out
 
     def __post_init__(self) -> None:
         get_kind(self.kind)  # an unknown kind: one line with the known ones
@@ -77,11 +78,14 @@ class GeneSpec:
         labels = [option_label(o) for o in options]
         if len(set(labels)) != len(labels):
             raise UserError(f"The {self.kind} gene lists an option twice: {labels}.")
-        if self.sites is not None:
+        for key in ("sites", "exclude"):
+            pattern = getattr(self, key)
+            if pattern is None:
+                continue
             try:
-                re.compile(self.sites)
+                re.compile(pattern)
             except re.error as err:
-                raise UserError(f"`sites: {self.sites!r}` of the {self.kind} gene is not a "
+                raise UserError(f"`{key}: {pattern!r}` of the {self.kind} gene is not a "
                                 f"valid regex ({err}).") from None
 
     @property
@@ -155,13 +159,13 @@ class SpaceConfig:
             if not isinstance(gene, dict) or "kind" not in gene:
                 raise UserError(f"Each gene must be a mapping with `kind` and `options`, but "
                                 f"got {gene!r}.")
-            extra = sorted(set(gene) - {"kind", "options", "tie", "sites", "name"})
+            extra = sorted(set(gene) - {"kind", "options", "tie", "sites", "exclude", "name"})
             if extra:
                 raise UserError(f"Unknown gene key(s) {extra} in {gene!r}; known: kind, "
-                                f"options, tie, sites, name.")
+                                f"options, tie, sites, exclude, name.")
             specs.append(GeneSpec(kind=gene["kind"], options=gene.get("options") or (),
                                   tie=gene.get("tie", "kind"), sites=gene.get("sites"),
-                                  name=gene.get("name")))
+                                  name=gene.get("name"), exclude=gene.get("exclude")))
         rest = {k: v for k, v in data.items() if k not in ("genes", "sampler", "plugins")}
         sampler = data.get("sampler", "nsga2")
         params: dict[str, Any] = {}
@@ -228,6 +232,12 @@ def resolve_genes(space: SpaceConfig, discovery: Discovery) -> list[Gene]:
                 sample = ", ".join(s.name for s in discovery.of_kind(spec.kind)[:4])
                 raise UserError(f"`sites: {spec.sites!r}` of the {spec.kind} gene matches no "
                                 f"{spec.kind} site; they look like: {sample}.")
+        if spec.exclude is not None:
+            pattern = re.compile(spec.exclude)
+            candidates = [s for s in candidates if not pattern.fullmatch(s.name)]
+            if not candidates:
+                raise UserError(f"`exclude: {spec.exclude!r}` of the {spec.kind} gene leaves "
+                                f"no {spec.kind} site; narrow the pattern.")
         groups: dict[str, list[str]] = {}
         for site in candidates:
             groups.setdefault(_group_key(site, spec.tie), []).append(site.name)
@@ -253,6 +263,21 @@ def resolve_genes(space: SpaceConfig, discovery: Discovery) -> list[Gene]:
                                     f"option, or narrow the gene with `sites:`.") from None
             genes.append(gene)
     return genes
+
+
+def unavailable_options(genes: list[Gene], device: Any) -> list[str]:
+    """``"gene option: why"`` for every option that cannot run on ``device`` (a torch device),
+    e.g. fp8 dynamic activations on a CPU (:meth:`Option.unavailable_on`)."""
+    from minsearch.catalog import option_of, parse_option
+
+    problems = []
+    for gene in genes:
+        for label in gene.labels:
+            config = parse_option(gene.kind, gene.specs[label])
+            why = option_of(config).unavailable_on(config, device)
+            if why:
+                problems.append(f"gene {gene.name!r}, option {label!r}: {why}")
+    return problems
 
 
 def genome_rules(genes: list[Gene], params: dict[str, str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from minsearch.errors import UserError
+from minsearch.layers.deploy import deploy_, deploy_problems
 from minsearch.models import build_model
 from minsearch.tasks.config import TEXT_DEFAULTS, TaskConfig
 from minsearch.tasks.data import DataKind
@@ -83,6 +84,11 @@ def build_candidate(task: TaskConfig, genome: dict[str, Any] | None, data: DataK
     if parent_state is not None:
         model.load_state_dict(parent_state)
     report = apply_(model, Genome.from_json(genome or {}), example_input(data, batch=2))
+    problems = deploy_problems(model, device)
+    if problems:  # before any training: the measured (deployed) form could not run here
+        raise UserError(f"This candidate cannot run on {device}: {problems[0]}"
+                        f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; "
+                        f"remove that option from the space or run the trials where it runs.")
     model.to(device)
     return model, dict(report.genome)
 
@@ -98,8 +104,14 @@ def export_blob(model_spec: str, genome: dict, state_dict: dict[str, torch.Tenso
             "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, **extra}
 
 
-def load_candidate(path: str | Path, map_location: str = "cpu") -> nn.Module:
-    """Rebuild an exported candidate: ``model = load_candidate("trial.pt")``."""
+def load_candidate(path: str | Path, map_location: str = "cpu", *,
+                   deploy: bool = True) -> nn.Module:
+    """Rebuild an exported candidate: ``model = load_candidate("trial.pt")``.
+
+    An export holds the weights as trained (float, for a precision gene) and the genome;
+    with ``deploy`` (the default) the model comes back in its deployed form, as measured:
+    precision genes quantized again by torchao (deterministic: the same outputs as the trial's
+    measured model). ``deploy=False`` gives the training form, to fine-tune further."""
     from minsearch.surgery import Genome, apply_
 
     blob = torch.load(path, map_location=map_location, weights_only=True)
@@ -117,4 +129,4 @@ def load_candidate(path: str | Path, map_location: str = "cpu") -> nn.Module:
            torch.zeros([2, *blob["input_shape"][1:]], dtype=dtype))
     add_folded_biases(model, blob["state_dict"])  # norm-free exports (minsearch ln-free)
     model.load_state_dict(blob["state_dict"])
-    return model.eval()
+    return (deploy_(model) if deploy else model).eval()
