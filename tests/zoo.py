@@ -152,6 +152,12 @@ ZOO = {
             ["h.0.residual_0", "h.0.residual_1", "h.1.residual_0", "h.1.residual_1"],
             ["identity"] * 4),
     "conv_bn": (ConvBNBlock, lambda: torch.randn(2, 3, 8, 8), ["residual_0"], ["projection"]),
+    # 16 input channels: wide enough for the int8 conv option (catalog/precision.py)
+    "wide_conv_bn": (lambda: ConvBNBlock(c_in=16, c_out=16), lambda: torch.randn(2, 16, 8, 8),
+                     ["residual_0"], ["projection"]),
+    # 1024 input features: a whole tinygemm tile, where the int4 option is offered
+    "wide_linear": (lambda: nn.Sequential(nn.Linear(1024, 16), nn.ReLU(), nn.Linear(16, 4)),
+                    lambda: torch.randn(4, 1024), [], []),
     "functional_norm": (FunctionalNorm, lambda: torch.randn(4, 16), ["residual_0"],
                         ["identity"]),
     "untraceable_part": (HasUntraceablePart, lambda: torch.randn(4, 8), ["residual_0"],

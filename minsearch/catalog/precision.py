@@ -63,22 +63,39 @@ def _config_class(kind: str, name: str) -> type[OptionConfig]:
 
 
 def _handler(config: Any, site: Any, current: Any) -> list[Edit]:
-    width = getattr(current, "in_features", None)
-    precision = precision_of(config)
-    if precision.weight == "int4" and width is not None and width % precision.group_size:
-        raise UserError(f"{config.type_tag} at {site.name}: {width} input features are not a "
-                        f"multiple of group_size {precision.group_size}; use a smaller "
-                        f"group_size or leave this layer out with the gene's `exclude:`.")
-    return [replace(site, PrecisionLayer(current, precision, config.training))]
+    return [replace(site, PrecisionLayer(current, precision_of(config), config.training))]
 
 
 def _unavailable(config: Any, device: Any) -> str | None:
     return unavailable(precision_of(config), config.kind == "conv", device)
 
 
-def _groups_fit(site: Any) -> bool:
-    """int4 needs the input features in whole groups (of the smallest group size)."""
-    return getattr(site.detail, "in_features", 0) % INT4_GROUPS[0] == 0
+MIN_CONV_INPUTS = 16
+"""torchao's int8 conv keeps one fp32 scale and an int8 zero point per output channel and
+kernel position, shared by the input channels of a group: with fewer than 16 of them (a stem
+on 1-3 image channels, a depthwise conv) the scales cost more than int8 saves, so the option
+is not offered there."""
+
+
+INT4_TILE = 1024
+"""torchao 0.18 packs int4 weights for tinygemm in tiles that pad the input features to a
+multiple of 1024 (measured on an H200: a 128 -> 384 linear, 196 KB in fp32, took 246 KB; so
+did 384 -> 384), so int4 is offered only where no padding is needed."""
+
+
+def _int4_tiles_fit(site: Any) -> bool:
+    detail = site.detail
+    return detail.in_features % INT4_TILE == 0 and detail.out_features % 8 == 0
+
+
+def _fp8_matmul_fits(site: Any) -> bool:
+    """torchao's fp8 dynamic matmul (``torch._scaled_mm``) takes dimensions in multiples of 16;
+    it leaves other layers (a 1000-class head) in float, so the option is not offered there."""
+    return site.detail.in_features % 16 == 0 and site.detail.out_features % 16 == 0
+
+
+def _conv_scales_pay(site: Any) -> bool:
+    return site.detail.in_channels // site.detail.groups >= MIN_CONV_INPUTS
 
 
 def precision_options(kind: str, names: tuple[str, ...]) -> dict[str, type[OptionConfig]]:
@@ -86,6 +103,9 @@ def precision_options(kind: str, names: tuple[str, ...]) -> dict[str, type[Optio
     classes = {}
     for name in names:
         cls = classes[name] = _config_class(kind, name)
-        applies = _groups_fit if PRECISIONS[name].weight == "int4" else None
+        precision = PRECISIONS[name]
+        applies = (_conv_scales_pay if kind == "conv" else
+                   _int4_tiles_fit if precision.weight == "int4" else
+                   _fp8_matmul_fits if precision.activation == "fp8" else None)
         register_option(cls, applies=applies, unavailable_on=_unavailable)(_handler)
     return classes

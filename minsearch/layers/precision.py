@@ -19,7 +19,8 @@ torchao (0.18) covers: linear layers in every format below; convolutions only wi
 weights (``IntxWeightOnlyConfig``: its int8 and fp8 linear configs refuse 4-d weights, its fp8
 convolution needs the ``mslk`` package); fp8
 with dynamic activations needs a CUDA GPU of compute capability >= 8.9; int4 weights need
-CUDA (tinygemm's kernel, bf16 compute; on CPU torchao needs the ``mslk`` package).
+CUDA (tinygemm's kernel; on CPU torchao needs the ``mslk`` package). Both of those compute
+in bf16 (:attr:`Precision.compute_dtype`): the deployed layer casts its input and output.
 :func:`unavailable` says which, for a layer kind and a device, by trying it.
 """
 
@@ -56,6 +57,12 @@ class Precision:
     @property
     def weight_bits(self) -> int:
         return BITS[self.weight]
+
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        """The dtype the real kernel takes (None: the layer's own): tinygemm's int4 and
+        torchao's per-row fp8 matmul take bf16 inputs and weights."""
+        return torch.bfloat16 if self.weight == "int4" or self.activation == "fp8" else None
 
     def describe(self) -> str:
         act = f"{self.activation} dynamic activations" if self.activation else "float activations"
@@ -97,8 +104,9 @@ def torchao_config(precision: Precision, conv: bool):
 def fake_quantizers(precision: Precision) -> tuple[nn.Module | None, nn.Module]:
     """torchao's fake quantizers (activation or None, weight) for QAT, matching the real
     config's rounding: int8 weights (per output channel; for a conv per output channel and
-    kernel position) and fp8 weights (per row) are equal to the real ones; int8 activations (per token) and int4 weights (per group) round slightly differently
-    from the real kernels (asymmetric vs symmetric): close, not equal."""
+    kernel position) and fp8 weights (per row) are equal to the real ones; int8 activations
+    (per token) and int4 weights (per group) round slightly differently from the real kernels
+    (asymmetric vs symmetric): close, not equal."""
     from torchao.quantization.granularity import PerRow
     from torchao.quantization.qat import (
         FakeQuantizerBase,
@@ -188,9 +196,9 @@ def quantized(layer: nn.Module, precision: Precision) -> nn.Module:
     if config is None:
         raise RuntimeError(f"torchao has no quantized form for {what}.")
     layer = copy.deepcopy(layer)
-    wrap = None
-    if precision.weight == "int4":  # tinygemm: bf16 weights and inputs
-        layer, wrap = layer.to(torch.bfloat16), torch.bfloat16
+    wrap = precision.compute_dtype
+    if wrap is not None:
+        layer = layer.to(wrap)
     holder = nn.Sequential(layer)  # quantize_ replaces children; give the layer a parent
     quantize_(holder, config, filter_fn=lambda module, fqn: module is layer)
     if type(holder[0].weight) in (nn.Parameter, torch.Tensor):  # torchao skipped it silently

@@ -68,7 +68,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
             package_root = str(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
             kwargs.update(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": path}})
-            ray.init(**kwargs)
+            # "local": always a new Ray of our own; a bare ray.init() joins the last cluster
+            # that `ray start` left on this machine, whose loss then kills our trials
+            ray.init(address="local", **kwargs)
         else:
             ray.init(address=address, **kwargs)
         if driver_file is not None:

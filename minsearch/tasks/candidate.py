@@ -129,4 +129,5 @@ def load_candidate(path: str | Path, map_location: str = "cpu", *,
            torch.zeros([2, *blob["input_shape"][1:]], dtype=dtype))
     add_folded_biases(model, blob["state_dict"])  # norm-free exports (minsearch ln-free)
     model.load_state_dict(blob["state_dict"])
+    model.to(map_location)  # deployed where it will run: torchao's kernels are per device
     return (deploy_(model) if deploy else model).eval()

@@ -15,6 +15,7 @@ class ConvDetail:
     in_channels: int
     out_channels: int
     kernel: tuple[int, ...]
+    groups: int = 1
 
 
 @register_kind
@@ -26,10 +27,11 @@ class ConvKind(SiteKind):
     def discover(self, ctx: DiscoveryContext) -> list[Site]:
         return [ctx.module_site(self.name, name, module,
                                 ConvDetail(module.in_channels, module.out_channels,
-                                           tuple(module.kernel_size)))
+                                           tuple(module.kernel_size), module.groups))
                 for name, module in ctx.modules() if is_conv(module)]
 
     def describe(self, site: Site) -> str:
         d = site.detail
         kernel = "x".join(map(str, d.kernel))
-        return f"{site.target} ({d.in_channels} -> {d.out_channels}, {kernel})"
+        groups = f", groups {d.groups}" if d.groups > 1 else ""
+        return f"{site.target} ({d.in_channels} -> {d.out_channels}, {kernel}{groups})"
