@@ -37,6 +37,9 @@ from torch import nn
 from minsearch.number_formats import BITS
 
 TRAININGS = ("qat", "ptq")
+AMAX_FLOOR = 1e-12
+"""Smallest absmax an fp8 scale is computed from. torchao's fp8 scale is absmax / 448, so an
+all-zero row (a zero-initialised layer, a zero-padded token) would divide 0 by 0."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def torchao_config(precision: Precision, conv: bool):
         ("int8", None): lambda: Int8WeightOnlyConfig(),
         ("int8", "int8"): lambda: Int8DynamicActivationInt8WeightConfig(),
         ("fp8", None): lambda: Float8WeightOnlyConfig(),
-        ("fp8", "fp8"): lambda: Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+        ("fp8", "fp8"): lambda: Float8DynamicActivationFloat8WeightConfig(
+            granularity=PerRow(), activation_value_lb=AMAX_FLOOR),
         ("int4", None): lambda: Int4WeightOnlyConfig(group_size=precision.group_size,
                                                      int4_packing_format="tile_packed_to_4d"),
     }.get(key, lambda: None)()
@@ -115,8 +119,9 @@ def fake_quantizers(precision: Precision) -> tuple[nn.Module | None, nn.Module]:
     )
 
     def make(fmt: str, activation: bool) -> nn.Module:
-        if fmt == "fp8":
-            config = Float8FakeQuantizeConfig(torch.float8_e4m3fn, PerRow())
+        if fmt == "fp8":  # absmax floored: an all-zero row scales to 0 and gives NaN
+            config = Float8FakeQuantizeConfig(torch.float8_e4m3fn, PerRow(),
+                                              hp_value_lb=AMAX_FLOOR)
         elif fmt == "int8":
             # torchao fakes int8 activations per token asymmetrically only (its int8 dynamic
             # config rounds them symmetrically: close, not equal)
@@ -196,6 +201,10 @@ def quantized(layer: nn.Module, precision: Precision) -> nn.Module:
     if config is None:
         raise RuntimeError(f"torchao has no quantized form for {what}.")
     layer = copy.deepcopy(layer)
+    if precision.weight == "fp8":  # Float8WeightOnlyConfig has no absmax floor: give each
+        with torch.no_grad():  # all-zero row one AMAX_FLOOR entry (dequantized: ~1e-12)
+            rows = layer.weight.flatten(1)
+            rows[rows.abs().amax(1) == 0, 0] = AMAX_FLOOR
     wrap = precision.compute_dtype
     if wrap is not None:
         layer = layer.to(wrap)

@@ -170,6 +170,19 @@ def test_qat_conv_equals_the_real_int8_conv():
         assert not torch.allclose(fake, layer.layer(x))
 
 
+@pytest.mark.parametrize("option", [o for o in PRECISIONS if _runs_here(o)])
+def test_an_all_zero_weight_stays_finite(option):
+    """A zero-initialised layer: torchao's fp8 scale would be 0 / 448 (NaN) without a floor."""
+    layer = nn.Linear(32, 32).to(DEVICE)
+    nn.init.zeros_(layer.weight)
+    wrapped = PrecisionLayer(layer, PRECISIONS[option])
+    x = torch.randn(4, 32, device=DEVICE)
+    atol = 1e-6 if PRECISIONS[option].compute_dtype is None else 1e-3  # bf16 bias: 2^-9
+    with torch.no_grad():
+        for out in (wrapped(x), wrapped.deploy()(x)):
+            torch.testing.assert_close(out.float(), layer(x), atol=atol, rtol=0)
+
+
 def test_ptq_trains_in_float_and_quantizes_only_when_deployed():
     torch.manual_seed(0)
     layer = PrecisionLayer(nn.Linear(64, 32), Precision("int8", "int8"), training="ptq")
