@@ -145,6 +145,19 @@ def conv_bn(**kw) -> nn.Module:
 
 
 # name -> (factory, example input, residual site names, shortcut kinds)
+def flow_zoo_model() -> nn.Module:
+    """A 4-dim flow whose three steps hold an affine coupling, an additive one and a
+    residual block (ActNorm and an invertible linear mixing in each)."""
+    from minsearch.flows.zoo import mlp_flow
+
+    flow = mlp_flow(dims=4, steps=3, hidden=8, transform=["affine", "additive", "residual-sn"])
+    with torch.no_grad():  # couplings start as the identity (zero last layer): perturb them
+        for module in flow.modules():
+            if isinstance(module, nn.Linear) and not module.weight.any():
+                module.weight.normal_(0.0, 0.1)
+    return flow
+
+
 ZOO = {
     "residual_mlp": (ResidualMLP, lambda: torch.randn(4, 8),
                      ["residual_0", "residual_1", "residual_2"], ["identity"] * 3),
@@ -162,4 +175,6 @@ ZOO = {
                         ["identity"]),
     "untraceable_part": (HasUntraceablePart, lambda: torch.randn(4, 8), ["residual_0"],
                          ["identity"]),
+    # a flow with every flow site kind; its layers are atoms for graph rewrites: no residuals
+    "flow": (lambda: flow_zoo_model(), lambda: torch.randn(4, 4), [], []),
 }

@@ -87,9 +87,13 @@ def _load_catalog() -> None:
     # `import minsearch` stays light.
     from minsearch.catalog import (  # noqa: F401
         activation,
+        actnorm,
         attention,
         conv,
+        coupling,
+        invertibility,
         linear,
+        mixing,
         norm,
         pair,
         residual,

@@ -62,6 +62,9 @@ def register_objective(cls: type[Objective]) -> type[Objective]:
 def _load() -> None:
     from minsearch.objectives import (  # noqa: F401  (modules register on import)
         accuracy,
+        bits_per_dim,
+        flow_cost,
+        inversion,
         latency,
         loss,
         memory,

@@ -28,6 +28,8 @@ from minsearch.yamlio import read_yaml
 INITS = ("parent", "scratch")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
+# `dataset: density:NAME` (flow tasks, minsearch.tasks.density_data): 2-D sets and digits.
+DENSITY_SETS = ("moons", "circles", "8gaussians", "checkerboard", "digits")
 # Keys of `dataset: text` only (None elsewhere), and what a text task gets when it leaves them out.
 TEXT_DEFAULTS: dict[str, Any] = {"file_pattern": "*.py", "max_chars": 300_000, "block_size": 64,
                                  "eval_windows": 256, "epoch_batches": 50}
@@ -66,8 +68,10 @@ class DataConfig(Config):
 
     @property
     def kind(self) -> str:
-        """``text`` or ``image``: which data object :func:`minsearch.tasks.data.load_data`
-        returns, and which objectives apply."""
+        """``text``, ``density`` (``density:NAME``: flow tasks) or ``image``: which data object
+        :func:`minsearch.tasks.data.load_data` returns, and which objectives apply."""
+        if self.dataset.startswith("density:"):
+            return "density"
         return "text" if self.dataset == "text" else "image"
 
     @field_validator("data_root", mode="before")
@@ -94,6 +98,10 @@ class DataConfig(Config):
         _require(self.dataset in known or ":" in self.dataset,
                  f"`dataset` must be one of {', '.join(known)}, 'torchvision:NAME' or "
                  f"'package.module:function', but got {self.dataset!r}.")
+        density = self.dataset.partition(":")[2] if self.kind == "density" else None
+        _require(density is None or density in DENSITY_SETS,
+                 f"`dataset: density:NAME` needs NAME in {', '.join(DENSITY_SETS)}, but got "
+                 f"{self.dataset!r}.")
         on_disk = self.dataset == "imagefolder" or self.dataset.startswith("torchvision:")
         _require(not on_disk or bool(self.data_root),
                  f"`dataset: {self.dataset}` reads files from disk: set `data_root` to the "
@@ -185,6 +193,7 @@ class MeasureConfig(Config):
     objectives: tuple[str, ...] = ("accuracy", "param_bytes", "latency_ms")
     max_accuracy_drop: Number | None = None
     max_loss_increase: Number | None = None  # the same constraint when `loss` is first
+    max_inversion_error: Number | None = None  # flows: a larger inversion_error fails the trial
     noise_rate: Number = 0.05  # noisy_loss: fraction of input elements randomised
     latency_batch: Integer = 1
     latency_runs: Integer = 20
@@ -221,6 +230,11 @@ class MeasureConfig(Config):
         _require(self.max_loss_increase is None or self.max_loss_increase >= 0,
                  f"`max_loss_increase` is an increase of the loss in nats (0.05 = 0.05 nats per "
                  f"character), so it must be >= 0, but got {self.max_loss_increase}.")
+        _require(self.max_inversion_error is None or (
+            self.max_inversion_error >= 0 and "inversion_error" in self.objectives),
+                 f"`max_inversion_error` limits the objective `inversion_error` (max |x - "
+                 f"f^-1(f(x))|), so it must be >= 0 with `inversion_error` among the "
+                 f"objectives, but got {self.max_inversion_error} and {list(self.objectives)}.")
         _require(self.max_loss_increase is None or self.objectives[0] == "loss",
                  f"`max_loss_increase` limits the first objective, so it needs `loss` first, "
                  f"but got {list(self.objectives)}; e.g. [loss, param_bytes, latency_ms].")

@@ -134,6 +134,10 @@ def load_data(cfg: DataConfig) -> DataKind:
         from minsearch.tasks.text_data import load_text_data
 
         return load_text_data(cfg)
+    if cfg.kind == "density":
+        from minsearch.tasks.density_data import load_density_data
+
+        return load_density_data(cfg)
     from minsearch.tasks.image_sources import read_sources
 
     parts = read_sources(cfg)

@@ -26,6 +26,16 @@ class Diverged(RuntimeError):
     """Training produced a non-finite loss (or a measurement a non-finite value)."""
 
 
+def _density_loop(data: DataKind):
+    """Density data (flows) trains by likelihood, in :mod:`minsearch.tasks.density_train`;
+    None for labelled data."""
+    if data.kind != "density":
+        return None
+    from minsearch.tasks import density_train
+
+    return density_train
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu."""
     if name == "auto":
@@ -52,6 +62,12 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     logits = model(x)  # (*y.shape, classes)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                            label_smoothing=recipe.label_smoothing)
+    return optimize(model, optimizer, loss, recipe)
+
+
+def optimize(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+             recipe: RecipeConfig) -> torch.Tensor:
+    """Backward ``loss``, clip the gradients (``grad_clip``), step; the detached loss."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if recipe.grad_clip is not None:
@@ -82,6 +98,8 @@ def train_epoch(model: nn.Module, data: DataKind, recipe: RecipeConfig,
                 device: torch.device | str = "cpu") -> float:
     """One epoch of the training split (``data.batches`` with a generator seeded from
     ``epoch``: a shuffled pass over images, random windows of text). Returns the mean loss."""
+    if (density := _density_loop(data)) is not None:
+        return density.train_epoch(model, data, recipe, optimizer, epoch=epoch, device=device)
     model.train()
     generator = torch.Generator().manual_seed(recipe.seed * 10_007 + epoch)
     total, count = 0.0, 0
@@ -102,6 +120,8 @@ def evaluate(model: nn.Module, data: DataKind, split, *, batch_size: int = 256,
              corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
     """Top-1 accuracy over every target of ``split`` (optionally on corrupted inputs): of the
     labels of images, of the next characters of text windows."""
+    if (density := _density_loop(data)) is not None:  # minus bits/dim: higher is better
+        return density.evaluate(model, data, split, device=device, batch_size=batch_size)
     model.eval()
     correct = total = 0
     for x, y in data.batches(split, batch_size, device=device, corrupt=corrupt):
@@ -134,6 +154,8 @@ def fit(model: nn.Module, data: DataKind, recipe: RecipeConfig, *, epochs: int,
 def check_outputs(model: nn.Module, data: DataKind, device: torch.device | str = "cpu") -> None:
     """Raise a clear error when the model's output does not fit the data's classes (or it
     fails on a batch of the data: its error is chained, for ``--debug``)."""
+    if (density := _density_loop(data)) is not None:
+        return density.check_outputs(model, data, device)
     model.eval()
     arg, n = data.output_arg, data.num_classes
     if n < 2:  # load_data refuses such data; never advise building a one-class model

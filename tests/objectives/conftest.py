@@ -36,3 +36,19 @@ def trained(digits, task):
 @pytest.fixture
 def ctx(trained, digits, task):
     return MeasureContext(model=trained, data=digits, task=task, device=torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def density_ctx():
+    """A small flow trained on 2-D moons, for the objectives of density tasks."""
+    from minsearch.flows.zoo import mlp_flow
+
+    task = TaskConfig.from_flat({"model": "minsearch.flows.zoo:mlp_flow?steps=2&hidden=16",
+                                 "dataset": "density:moons", "max_samples": 300,
+                                 "latency_runs": 3, "latency_warmup": 1, "memory_batch": 32,
+                                 "objectives": ["bits_per_dim"]})
+    data = load_data(task.data)
+    torch.manual_seed(0)
+    model = mlp_flow(steps=2, hidden=16)
+    fit(model, data, task.recipe, epochs=1)
+    return MeasureContext(model=model.eval(), data=data, task=task, device=torch.device("cpu"))

@@ -20,8 +20,9 @@ from tests.tasks.factories import TinyMLP
 
 
 @pytest.mark.parametrize("name", objective_names())
-def test_every_objective_measures_a_finite_value_with_a_direction(name, ctx):
+def test_every_objective_measures_a_finite_value_with_a_direction(name, request):
     objective = get_objective(name)
+    ctx = request.getfixturevalue("ctx" if "image" in objective.kinds else "density_ctx")
     assert objective.name == name and objective.direction in ("max", "min") and objective.unit
     value = objective.measure(ctx)
     assert isinstance(value, float) and math.isfinite(value)

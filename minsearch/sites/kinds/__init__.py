@@ -2,9 +2,13 @@
 
 from minsearch.sites.kinds import (  # noqa: F401  (modules register on import)
     activation,
+    actnorm,
     attention,
     conv,
+    coupling,
+    invertibility,
     linear,
+    mixing,
     norm,
     pair,
     residual,
