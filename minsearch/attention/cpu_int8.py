@@ -15,8 +15,10 @@ from minsearch.attention.spec import AttnSpec
 
 
 def int_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Batched int8 matmul: (..., M, K) x (..., K, N) -> int32 (..., M, N)."""
-    lead = a.shape[:-2]
+    """Batched int8 matmul: (..., M, K) x (..., K, N) -> int32 (..., M, N). Leading dims
+    broadcast, as in SDPA (Falcon's one key/value head is shared by every query head)."""
+    lead = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a, b = a.expand(*lead, *a.shape[-2:]), b.expand(*lead, *b.shape[-2:])
     a2, b2 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
     out = [torch._int_mm(x.contiguous(), y.contiguous()) for x, y in zip(a2, b2, strict=True)]
     return torch.stack(out).reshape(*lead, a.shape[-2], b.shape[-1])

@@ -48,7 +48,9 @@ def unnormalised_probs(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     m = s.amax(dim=-1, keepdim=True).detach()  # softmax is shift-invariant: no gradient needed
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # fully masked rows
     p = torch.exp(s - m)
-    return p, p.sum(dim=-1, keepdim=True)
+    # a fully masked row (padding, a sliding window past the padding) sums to 0: its output is
+    # 0, as PyTorch's SDPA gives, not 0 / 0
+    return p, p.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
 
 
 def quantize_p(p: torch.Tensor, spec: AttnSpec, alpha: torch.Tensor | None) -> torch.Tensor:

@@ -16,7 +16,9 @@ qaas       fp8        binary        the QAAS claim: binary P with a learned scal
 ternary    fp8        ternary       P in {0, a, 2a}, learned a
 =========  =========  ============  ===================================================
 
-Sites: timm ``Attention`` -> :class:`~minsearch.attention.LowpAttention`;
+Sites: transformers attention modules -> the same module running through minsearch's
+function in transformers' ``AttentionInterface`` (:mod:`minsearch.attention.hf`, per layer);
+timm ``Attention`` -> :class:`~minsearch.attention.LowpAttention`;
 ``nn.MultiheadAttention`` -> :class:`~minsearch.attention.LowpMultiheadAttention`; any other
 module whose forward calls ``F.scaled_dot_product_attention`` -> a traced GraphModule with the
 calls swapped (:func:`~minsearch.attention.fx_sdpa.swap_sdpa`). Attention computed by hand
@@ -109,13 +111,14 @@ class TernaryAttention(LowpAttentionConfig):
     pv: str = "ternary"
 
 
-SUPPORTED_IMPLS = ("timm", "mha", "sdpa")
+SUPPORTED_IMPLS = ("timm", "mha", "sdpa", "hf")
 """Site ``impl`` values the precision options handle; ``matmul``/``other`` sites keep."""
 
 
 def supports(site: Any) -> bool:
-    """Precision options apply where attention runs through SDPA, timm Attention or MHA."""
-    return site.detail.impl in SUPPORTED_IMPLS
+    """Precision options apply where attention runs through SDPA, timm Attention, MHA or
+    transformers' AttentionInterface, without soft-capped scores (Gemma 2: no SDPA form)."""
+    return site.detail.impl in SUPPORTED_IMPLS and not getattr(site.detail, "softcap", None)
 
 
 def replace_attention(config: AttnSpec, site: Any, old: nn.Module) -> list[Edit]:
@@ -129,6 +132,10 @@ def lowp_attention(config: AttnSpec, site: Any, old: nn.Module) -> nn.Module:
     from minsearch.attention.fx_sdpa import swap_sdpa
 
     spec = config.spec()
+    if site.detail.impl == "hf":
+        from minsearch.attention.hf import lowp_hf_attention
+
+        return lowp_hf_attention(old, spec)
     if isinstance(old, nn.MultiheadAttention):
         return LowpMultiheadAttention.from_module(old, spec)
     if is_timm_attention(old):

@@ -13,13 +13,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "genes",
         help="list the standard components of a model and their options",
         description="MODEL is timm:NAME[?k=v&...] (e.g. 'timm:vit_tiny_patch16_224?img_size=32"
-                    "&num_classes=10') or package.module:factory[?k=v&...]. The model is built "
-                    "on the meta device: no weights, no memory, seconds even for large models.",
+                    "&num_classes=10'), hf:NAME[?k=v&...] (a transformers folder, cached model "
+                    "or model type: 'hf:llama?num_hidden_layers=2') or "
+                    "package.module:factory[?k=v&...]. The model is built on the meta device: "
+                    "no weights, no memory, seconds even for large models.",
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--input-shape", metavar="N,C,H,W",
                    help="example input shape, for shapes of residual sites (default: timm's "
                         "input size, batch 1)")
+    p.add_argument("--input-dtype", choices=("float32", "float16", "bfloat16", "int64"),
+                   help="dtype of the example input: int64 for token ids (default: int64 for "
+                        "transformers text models, else float32)")
     p.add_argument("--json", action="store_true", help="one JSON object per site")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (a site kind or options it registers are listed "
@@ -28,17 +33,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from minsearch.errors import UserError
-    from minsearch.models import build_model, default_input_shape, parse_model_spec, parse_shape
+    from minsearch.models import (
+        build_model,
+        default_input_dtype,
+        default_input_shape,
+        parse_model_spec,
+        parse_shape,
+    )
     from minsearch.plugins import load_plugins
     from minsearch.sites import find_sites
 
     load_plugins(args.plugin)
     spec = parse_model_spec(args.model)
     shape = parse_shape(args.input_shape) if args.input_shape else default_input_shape(spec)
+    dtype = getattr(torch, args.input_dtype) if args.input_dtype else default_input_dtype(spec)
+    example = None if shape is None else torch.empty(shape, dtype=dtype, device="meta")
     start = time.perf_counter()
     model = build_model(spec, device="meta")
-    discovery = find_sites(model, shape)
+    discovery = find_sites(model, example)
     seconds = time.perf_counter() - start
     if discovery.shape_error and args.input_shape:
         raise UserError(f"{discovery.shape_error}; pass the shape the model takes, e.g. "
@@ -62,7 +77,10 @@ def _print_table(spec: str, discovery, params: int, seconds: float) -> None:
 
     console = Console(soft_wrap=False)
     counts = discovery.counts()
-    summary = ", ".join(f"{counts[k]} {k}" for k in kind_names())
+    # the kinds it has; the kinds it lacks in one clause (a flow's kinds on a ViT are noise)
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no sites"
+    if missing := [k for k, n in counts.items() if not n]:
+        summary += f"; none of: {', '.join(missing)}"
     console.print(f"[bold]{spec}[/bold]: {params / 1e6:.1f}M parameters; {summary} "
                   f"(found in {seconds:.2f}s)")
     for kind in kind_names():

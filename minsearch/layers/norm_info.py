@@ -2,7 +2,10 @@
 
 Replacement norms need the same few facts from any norm: how many channels, on which axis,
 its affine weight and bias, its epsilon and, for timm's fused ``*Act`` norms, the activation
-that follows. :func:`norm_info` reads them from torch and timm norms and from look-alikes.
+that follows. :func:`norm_info` reads them from torch and timm norms and from look-alikes;
+for a channels-last layer/RMS norm of another library (transformers' ``LlamaRMSNorm``,
+``GemmaRMSNorm``, ``T5LayerNorm``) the family and the effective affine are measured
+(:mod:`minsearch.layers.norm_probe`), so Gemma's ``1 + weight`` scale is read as it is.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from minsearch.layers.norm_probe import probe_norm
+
 FAMILIES = ("batch", "layer", "group", "rms")
+_TORCH_NORMS = (nn.LayerNorm, nn.RMSNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
 
 
 @dataclass
@@ -72,13 +78,19 @@ def norm_info(module: nn.Module) -> NormInfo:
     if channels is None:
         raise ValueError(f"Cannot read the channel count of {type(module).__name__}; a "
                          f"replacement needs a norm over one channel axis.")
-    eps = getattr(module, "eps", None)
+    eps = getattr(module, "eps", getattr(module, "variance_epsilon", None))
     eps = float(eps) if isinstance(eps, (int, float)) else 1e-5
     tail = None
     act, drop = getattr(module, "act", None), getattr(module, "drop", None)
     if isinstance(act, nn.Module) and not isinstance(act, nn.Identity):
         tail = nn.Sequential(drop, act) if isinstance(drop, nn.Module) else act
     channel_dim = 1 if _channels_first(module, family) else -1
+    if channel_dim == -1 and family in ("layer", "rms") and not isinstance(module, _TORCH_NORMS):
+        # a norm class of another library: measure what it computes (Gemma: 1 + weight)
+        probed = probe_norm(module, channels, eps)
+        if probed is not None:
+            family, weight = probed.family, probed.weight
+            bias = probed.bias if bias is not None or probed.bias.abs().max() > 0 else None
     ref = next(iter([*module.parameters(), *module.buffers()]), None)
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32

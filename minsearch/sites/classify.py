@@ -6,6 +6,7 @@ look-alikes from other libraries (``MyRMSNorm``). Functional calls are matched b
 
 from __future__ import annotations
 
+import inspect
 import operator
 from functools import cache
 
@@ -85,13 +86,21 @@ def is_norm(module: nn.Module) -> bool:
 
 def is_activation(module: nn.Module) -> bool:
     return isinstance(module, _ACT_CLASSES) or (
-        type(module).__name__ in _ACT_NAMES and not list(module.children())
+        (type(module).__name__ in _ACT_NAMES or _transformers_activation(module))
+        and not list(module.children())
     )
+
+
+def _transformers_activation(module: nn.Module) -> bool:
+    """transformers' ``ACT2FN`` classes (``NewGELUActivation``, ``GELUTanh``, ...)."""
+    return type(module).__module__ == "transformers.activations" and "Linear" not in type(
+        module).__name__
 
 
 def attention_impl(module: nn.Module) -> str | None:
     """How a known attention class computes attention: ``"mha"`` for
-    ``nn.MultiheadAttention``, ``"timm"`` for timm's ``Attention`` (qkv -> sdpa -> proj).
+    ``nn.MultiheadAttention``, ``"timm"`` for timm's ``Attention`` (qkv -> sdpa -> proj),
+    ``"hf"`` for transformers' attention modules (dispatched through its AttentionInterface).
 
     Other attention modules are found from their ops in the traced graph (see
     :mod:`minsearch.sites.graph_ops`); a module *named* like attention that could not be traced
@@ -102,7 +111,21 @@ def attention_impl(module: nn.Module) -> str | None:
     for cls in type(module).__mro__:
         if cls.__name__ == "Attention" and cls.__module__ == "timm.layers.attention":
             return "timm"
+    if dispatches_hf_attention(type(module)):
+        return "hf"
     return None
+
+
+@cache
+def dispatches_hf_attention(cls: type) -> bool:
+    """True for a transformers module whose forward picks its attention function from
+    transformers' registry (``ALL_ATTENTION_FUNCTIONS[config._attn_implementation]``): read
+    from the names its code refers to, no source parsing."""
+    if not cls.__module__.startswith("transformers."):
+        return False
+    fn = inspect.unwrap(getattr(cls, "forward", None))
+    code = getattr(fn, "__code__", None)
+    return code is not None and "ALL_ATTENTION_FUNCTIONS" in code.co_names
 
 
 def named_like_attention(module: nn.Module) -> bool:

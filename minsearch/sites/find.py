@@ -12,8 +12,9 @@ from minsearch.catalog.registry import options_at
 from minsearch.sites.context import DiscoveryContext
 from minsearch.sites.graph_ops import GraphFacts
 from minsearch.sites.kind import all_kinds
+from minsearch.sites.parts import capture
 from minsearch.sites.site import Discovery, Unavailable
-from minsearch.sites.trace import Trace, trace
+from minsearch.sites.trace import Trace
 
 
 def find_sites(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] | None = None
@@ -28,11 +29,13 @@ def find_sites(model: nn.Module, example_input: torch.Tensor | tuple[int, ...] |
     shapes be propagated (on the meta device): residual sites then know their channel count.
     The model itself is never modified.
     """
-    traced = trace(model)
+    traced = capture(model)
     facts = GraphFacts(traced.graph, traced.root) if traced.ok else None
     shape_error = None
     if facts is not None and example_input is not None:
-        shape_error = _propagate_shapes(traced, example_input)
+        shape_error = ("shapes are not propagated through a model captured layer by layer; "
+                       "residual channels come from their norms") if traced.stitched else \
+            _propagate_shapes(traced, example_input)
     ctx = DiscoveryContext(model, traced, facts)
     for kind in all_kinds():
         ctx.sites.extend(kind.discover(ctx))
@@ -71,6 +74,11 @@ def _unavailable(traced: Trace) -> list[Unavailable]:
     if not traced.ok:
         reason = f"{traced.error}; module sites are still listed"
         return [Unavailable("residual", "<model>", reason)]
+    if traced.stitched:
+        return [Unavailable("residual", path, f"{cls}'s own forward could not be traced "
+                            f"({error}); its layers were captured on their own, so only adds "
+                            f"in {cls}'s own forward are not seen")
+                for path, cls, error in traced.failures]
     return [Unavailable("residual", path, f"{cls} could not be traced ({error}); residuals "
                         f"inside {cls} are not visible")
             for path, cls, error in traced.failures]

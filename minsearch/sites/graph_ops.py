@@ -29,6 +29,7 @@ from minsearch.sites.classify import (
     METHOD_ACTS,
     SDPA,
     SOFTMAX,
+    attention_impl,
     functional_act_name,
     is_norm,
     named_like_attention,
@@ -91,6 +92,7 @@ class GraphFacts:
 
     def __init__(self, graph: fx.Graph, root: nn.Module):
         self.graph, self.root = graph, root
+        self._attention_paths: tuple[str, ...] | None = None
         self.nodes = list(graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.data: dict[fx.Node, bool] = {}
@@ -124,8 +126,12 @@ class GraphFacts:
             return next(module.parameters(), None) is not None
         if n.op in ("call_function", "call_method"):
             for p in n.all_input_nodes:
-                if p.op == "get_attr" and isinstance(_resolve(self.root, p.target),
-                                                     nn.Parameter):
+                if p.op != "get_attr":
+                    continue
+                value = _resolve(self.root, p.target)
+                if isinstance(value, nn.Parameter) or (  # a module called with **kwargs
+                        isinstance(value, nn.Module) and next(value.parameters(), None)
+                        is not None):
                     return True
         return False
 
@@ -163,8 +169,43 @@ class GraphFacts:
         short, long = (path_a, path_b) if shortcut_arg == 0 else (path_b, path_a)
         if len(short) > MAX_SHORTCUT_OPS or not any(self.weighted[n] for n in long):
             return None
+        if self._embeds(short) or self._embeds(long):
+            return None  # the fork is token ids: a sum of embeddings (RoBERTa), not a residual
+        if any(self._attends(n) for n in short):
+            return None  # attn(x) + mlp(x) of a parallel block: two branches, no shortcut
         kind = "projection" if any(self.weighted[n] for n in short) else "identity"
         return Residual(node, shortcut_arg, kind, len(long), len(short), tuple(long))
+
+    def _attends(self, n: fx.Node) -> bool:
+        """A call of an attention module, or an op inside one (a shortcut never holds one)."""
+        if self._attention_paths is None:
+            self._attention_paths = tuple(p for p in self.attention_owners() if p)
+        owner = owner_of(n)[0]
+        if any(owner == p or owner.startswith(p + ".") for p in self._attention_paths):
+            return True
+        if n.op == "call_module":
+            return attention_impl(self.root.get_submodule(n.target)) is not None
+        return n.op == "call_function" and any(  # a module called with **kwargs
+            p.op == "get_attr" and isinstance(m := _resolve(self.root, p.target), nn.Module)
+            and attention_impl(m) is not None for p in n.all_input_nodes)
+
+    def _embeds(self, path: list[fx.Node]) -> bool:
+        first = path[0] if path else None
+        return first is not None and first.op == "call_module" and isinstance(
+            self.root.get_submodule(first.target), nn.Embedding)
+
+    def post_norm(self, residual: Residual) -> str | None:
+        """The norm module a post-norm residual feeds, ``norm(x + f(x))`` in the same forward
+        (BERT's ``LayerNorm(hidden_states + input_tensor)``): the add's only data user. A norm
+        in another module (the final norm after the last block) is not the add's."""
+        users = [u for u in residual.node.users if self.data[u]]
+        if len(users) != 1 or users[0].op != "call_module":
+            return None
+        norm = users[0]
+        parent = norm.target.rpartition(".")[0]
+        if parent != owner_of(residual.node)[0]:
+            return None
+        return norm.target if is_norm(self.root.get_submodule(norm.target)) else None
 
     def pair_norm(self, residual: Residual) -> str | None:
         """The norm module that pairs with a residual: the first norm on its branch whose

@@ -28,7 +28,8 @@ from torch import nn
 
 from minsearch.layers.frozen_norm import FrozenBatchNorm, FrozenScaleNorm
 from minsearch.sites.classify import attention_impl
-from minsearch.sites.trace import trace
+from minsearch.sites.hf_trace import call_with_kwargs
+from minsearch.sites.parts import capture
 
 _TOKEN_OPS = {"getitem", "mean"}
 
@@ -47,13 +48,14 @@ class Fold:
 @torch.no_grad()
 def fold_norms_(model: nn.Module) -> list[Fold]:
     """Fold every frozen norm of ``model`` that can be folded, in place; report each one."""
-    traced = trace(model)
+    traced = capture(model)  # a transformers model: its layers, captured one by one
     if not traced.ok:
         raise ValueError(f"Cannot fold norms: {traced.error}.")
     calls: dict[str, int] = {}
     for node in traced.graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
+        called = _called_module(node)
+        if called is not None:
+            calls[called] = calls.get(called, 0) + 1
     folds = []
     for node in traced.graph.nodes:
         if node.op != "call_module":
@@ -63,6 +65,10 @@ def fold_norms_(model: nn.Module) -> list[Fold]:
             folds.append(_fold_forward(model, node, norm, calls))
         elif isinstance(norm, FrozenBatchNorm):
             folds.append(_fold_into_conv(model, node, norm, calls))
+    seen = {fold.norm for fold in folds}
+    folds += [Fold(name, (), "not in the traced graph (inside a part that could not be traced)")
+              for name, module in model.named_modules()
+              if isinstance(module, FrozenScaleNorm | FrozenBatchNorm) and name not in seen]
     for fold in folds:
         if fold.folded:
             model.set_submodule(fold.norm, nn.Identity())
@@ -82,10 +88,10 @@ def _fold_forward(model: nn.Module, node: fx.Node, norm: FrozenScaleNorm,
         found = _linear_after(model, user)
         if found is None:
             return Fold(node.target, (), f"its output reaches {user.name}, not only linears")
-        linear, called = found
+        linears, called = found
         if calls.get(called, 0) != 1:
             return Fold(node.target, (), f"{called} is called more than once")
-        targets.append(linear)
+        targets.extend(linears)
     if not targets:
         return Fold(node.target, (), "output unused")
     channels = norm.weight.numel()
@@ -112,16 +118,43 @@ def _shape_query(node: fx.Node) -> bool:
         node.op == "call_function" and node.target is getattr)
 
 
-def _linear_after(model: nn.Module, node: fx.Node) -> tuple[str, str] | None:
-    """(the Linear a norm output reaches through token-wise ops, the module call that must
+def _called_module(node: fx.Node) -> str | None:
+    """The module a node calls: ``call_module``, or a module called with ``**kwargs``."""
+    if node.op == "call_module":
+        return node.target
+    if node.op == "call_function" and node.target is call_with_kwargs and isinstance(
+            node.args[0], fx.Node) and node.args[0].op == "get_attr":
+        return node.args[0].target
+    return None
+
+
+_QKV = (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"), ("q", "k", "v"))
+
+
+def _cross_attention(node: fx.Node) -> bool:
+    kwargs = node.args[2] if node.op == "call_function" else node.kwargs
+    return any(isinstance(kwargs.get(k), fx.Node)
+               for k in ("key_value_states", "encoder_hidden_states"))
+
+
+def _linear_after(model: nn.Module, node: fx.Node) -> tuple[tuple[str, ...], str] | None:
+    """(the Linears a norm output reaches through token-wise ops, the module call that must
     happen once for the fold to be valid), or None."""
     while True:
-        if node.op == "call_module":
-            module = model.get_submodule(node.target)
+        called = _called_module(node)
+        if called is not None:
+            module = model.get_submodule(called)
             if isinstance(module, nn.Linear):
-                return node.target, node.target
+                return (called,), called
             if attention_impl(module) == "timm" and getattr(module, "gate", None) is None:
-                return f"{node.target}.qkv", node.target  # timm Attention: input only to qkv
+                return (f"{called}.qkv",), called  # timm Attention: input only to qkv
+            if attention_impl(module) == "hf":  # transformers: input only to q, k, v
+                if _cross_attention(node):
+                    return None  # k and v read the encoder's states, not this norm's output
+                for names in _QKV:
+                    if all(isinstance(getattr(module, n, None), nn.Linear) for n in names):
+                        return tuple(f"{called}.{n}" for n in names), called
+                return None
             if not isinstance(module, nn.Dropout | nn.Identity):
                 return None
         elif not (node.op in ("call_function", "call_method")

@@ -34,7 +34,10 @@ def test_timm_pairs(name, count, first_norm):
     assert all(p.detail.residual.endswith(p.name.rsplit("pair_", 1)[1]) for p in pairs.values())
 
 
-def test_post_norm_is_not_a_pair():
+def test_post_norm_pairs_with_the_add_it_follows():
+    """norm(x + f(x)) (BERT): the norm is after the add, on both paths; the pair is marked
+    post-norm (the gated unit then squashes the gated sum)."""
+
     class PostNorm(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -44,7 +47,8 @@ def test_post_norm_is_not_a_pair():
         def forward(self, x):
             return self.norm(x + self.fc(x))  # the norm is after the add, on both paths
 
-    assert pairs_of(PostNorm(), (2, 8)) == {}
+    pairs = pairs_of(PostNorm(), (2, 8))
+    assert [(p.detail.norm, p.detail.position) for p in pairs.values()] == [("norm", "post")]
 
 
 def test_agu_starts_as_the_identity_block():

@@ -13,7 +13,8 @@ from minsearch.sites.site import Site
 
 @dataclass(frozen=True)
 class AttentionDetail:
-    impl: str  # timm | mha | sdpa | matmul (by hand) | other (could not be traced)
+    impl: str  # timm | mha | sdpa | hf (transformers' AttentionInterface) | matmul | other
+    softcap: float | None = None  # scores soft-capped before softmax (Gemma 2): no SDPA form
 
 
 @register_kind
@@ -29,8 +30,20 @@ class AttentionKind(SiteKind):
             if impl is None and type(module) in ctx.trace.leaves and named_like_attention(module):
                 impl = "other"
             if impl is not None:
-                sites.append(ctx.module_site(self.name, name, module, AttentionDetail(impl)))
+                sites.append(ctx.module_site(self.name, name, module,
+                                             AttentionDetail(impl, _softcap(module))))
         return sites
 
     def describe(self, site: Site) -> str:
-        return f"{site.target} ({site.detail.impl})"
+        cap = f", soft-capped at {site.detail.softcap}" if site.detail.softcap else ""
+        return f"{site.target} ({site.detail.impl}{cap})"
+
+
+def _softcap(module) -> float | None:
+    """transformers' attention soft-capping (``tanh(s / cap) * cap``), read from the module
+    or its config."""
+    for owner in (module, getattr(module, "config", None)):
+        cap = getattr(owner, "attn_logit_softcapping", None)
+        if isinstance(cap, (int, float)) and cap:
+            return float(cap)
+    return None

@@ -23,6 +23,7 @@ class ResidualDetail:
     shortcut_ops: int
     depth: int = 0  # residual sites in the whole model
     pair_norm: str | None = None  # the norm that starts the branch (see the pair kind)
+    post_norm: str | None = None  # post-norm: the norm of norm(x + f(x)) (BERT), same forward
     shape: tuple[int, ...] | None = None  # the add's output shape (with an example input)
     channels: int | None = None
     channel_dim: int | None = None  # 1 for (N, C, H, W) maps, -1 for (B, N, C) tokens
@@ -43,18 +44,41 @@ class ResidualKind(SiteKind):
             k = residual.shortcut_arg
             found.append(ctx.graph_site(self.name, op, "residual", _detail(ctx, residual),
                                         operands=((SHORTCUT, k), (BRANCH, 1 - k))))
-        return [dataclasses.replace(s, detail=dataclasses.replace(s.detail, depth=len(found)))
+        found = [dataclasses.replace(s, detail=dataclasses.replace(s.detail, depth=len(found)))
+                 for s in found]
+        if not ctx.trace.stitched:
+            return found
+        norms = {s.name: s.detail for s in ctx.sites if s.kind == "norm" and not s.graph}
+        return [dataclasses.replace(s, detail=_with_norm_channels(s.detail, norms))
                 for s in found]
 
     def describe(self, site: Site) -> str:
         d = site.detail
         shape = f" {tuple(d.shape)}" if d.shape is not None else ""
-        return f"{d.shortcut} shortcut, {d.branch_ops}-op branch{shape}"
+        text = f"{d.shortcut} shortcut, {d.branch_ops}-op branch{shape}"
+        if d.post_norm is not None:
+            # what a rewire means here: the norm stays, it sees one operand
+            text += (f"; post-norm {d.post_norm}(x + f(x)): drop-branch leaves "
+                     f"{d.post_norm.rsplit('.', 1)[-1]}(x), drop-skip "
+                     f"{d.post_norm.rsplit('.', 1)[-1]}(f(x))")
+        return text
+
+
+def _with_norm_channels(detail: ResidualDetail, norms: dict) -> ResidualDetail:
+    """A model captured layer by layer has no propagated shapes: a residual's width is that of
+    the norm it pairs with, the pre-norm of its branch or its post-norm."""
+    if detail.channels is not None:
+        return detail
+    norm = norms.get(detail.pair_norm) or norms.get(detail.post_norm)
+    if norm is None or norm.channels is None:
+        return detail
+    return dataclasses.replace(detail, channels=norm.channels, channel_dim=norm.channel_dim)
 
 
 def _detail(ctx: DiscoveryContext, residual: Residual) -> ResidualDetail:
     detail = ResidualDetail(residual.shortcut, residual.shortcut_arg, residual.branch_ops,
-                            residual.shortcut_ops, pair_norm=ctx.facts.pair_norm(residual))
+                            residual.shortcut_ops, pair_norm=ctx.facts.pair_norm(residual),
+                            post_norm=ctx.facts.post_norm(residual))
     shape = residual.node.meta.get("shape")
     if shape is None:
         return detail

@@ -1,7 +1,11 @@
 """Model specs: a readable string that names a model and how to build it.
 
-Two forms:
+Three forms:
 
+- ``hf:PATH_OR_TYPE`` for Hugging Face transformers models (:mod:`minsearch.models.hf`): a
+  local folder (``config.json`` + weights), a model in the local cache, or a model type built
+  from its config class with random weights, ``hf:llama?hidden_size=64&num_hidden_layers=2``;
+  ``auto=AutoModelForCausalLM`` names the auto class;
 - ``timm:NAME`` with optional keyword arguments after ``?``:
   ``timm:vit_tiny_patch16_224?img_size=32&num_classes=10&in_chans=1``;
 - ``package.module:factory`` with the same optional arguments:
@@ -28,21 +32,21 @@ from minsearch.errors import UserError, user_code_error
 
 @dataclass(frozen=True)
 class ModelSpec:
-    source: str  # "timm" or "factory"
-    name: str  # timm model name, or "package.module:function"
+    source: str  # "timm", "hf" or "factory"
+    name: str  # timm model name, hf folder / cache name / model type, or "package.module:function"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         args = "&".join(f"{k}={v}" for k, v in self.kwargs.items())
-        head = f"timm:{self.name}" if self.source == "timm" else self.name
+        head = self.name if self.source == "factory" else f"{self.source}:{self.name}"
         return f"{head}?{args}" if args else head
 
 
 def parse_model_spec(spec: str) -> ModelSpec:
-    """Parse ``timm:NAME?k=v&...`` or ``package.module:factory?k=v&...``."""
+    """Parse ``timm:NAME?k=v&...``, ``hf:NAME?k=v&...`` or ``package.module:factory?k=v&...``."""
     if not isinstance(spec, str) or not spec.strip():
-        raise UserError(f"A model spec must be 'timm:NAME' or 'package.module:factory', but got "
-                        f"{spec!r}.")
+        raise UserError(f"A model spec must be 'timm:NAME', 'hf:NAME' or "
+                        f"'package.module:factory', but got {spec!r}.")
     head, _, query = spec.strip().partition("?")
     kwargs: dict[str, Any] = {}
     for part in filter(None, query.split("&")):
@@ -57,9 +61,14 @@ def parse_model_spec(spec: str) -> ModelSpec:
                             f"scalar or list, e.g. 'depth=2' or 'channels=[16,32]'.") from None
     if head.startswith("timm:"):
         return ModelSpec("timm", head[len("timm:"):], kwargs)
+    if head.startswith("hf:"):
+        if not head[len("hf:"):]:
+            raise UserError(f"Model spec {spec!r} names no model; write 'hf:FOLDER', "
+                            f"'hf:CACHED/NAME' or a model type such as 'hf:llama'.")
+        return ModelSpec("hf", head[len("hf:"):], kwargs)
     module, colon, func = head.partition(":")
     if not colon or not module or not func.isidentifier():
-        raise UserError(f"Model spec {spec!r} is neither 'timm:NAME' nor "
+        raise UserError(f"Model spec {spec!r} is neither 'timm:NAME', 'hf:NAME' nor "
                         f"'package.module:factory'.")
     return ModelSpec("factory", head, kwargs)
 
@@ -71,12 +80,18 @@ def build_model(spec: str | ModelSpec, *, device: str | torch.device = "cpu") ->
     with torch.device(device):
         if spec.source == "timm":
             model = _build_timm(spec)
+        elif spec.source == "hf":
+            from minsearch.models.hf import build_hf
+
+            model = build_hf(spec.name, spec.kwargs)
         else:
             model = _build_factory(spec)
     if not isinstance(model, nn.Module):
         raise UserError(f"Factory {spec.name} must return a torch.nn.Module, but returned "
                         f"{type(model).__name__}.")
-    return model
+    from minsearch.models.hf import adapt_forward, is_hf_model
+
+    return adapt_forward(model) if is_hf_model(model) else model
 
 
 def _build_timm(spec: ModelSpec) -> nn.Module:
@@ -134,8 +149,13 @@ def check_arguments(func: Any, kwargs: dict[str, Any], what: str) -> None:
 
 def default_input_shape(spec: str | ModelSpec, batch: int = 1) -> tuple[int, ...] | None:
     """The input shape a model expects, when it can be known without the user saying so:
-    timm's pretrained config (honouring ``img_size``/``in_chans`` arguments)."""
+    timm's pretrained config (honouring ``img_size``/``in_chans`` arguments), or a transformers
+    config (token ids, pixels or audio features)."""
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if spec.source == "hf":
+        from minsearch.models.hf import hf_input
+
+        return hf_input(spec.name, spec.kwargs, batch)[0]
     if spec.source != "timm":
         return None
     import timm
@@ -149,6 +169,16 @@ def default_input_shape(spec: str | ModelSpec, batch: int = 1) -> tuple[int, ...
         height, width = img_size
     chans = spec.kwargs.get("in_chans", chans)
     return (batch, int(chans), int(height), int(width))
+
+
+def default_input_dtype(spec: str | ModelSpec) -> torch.dtype:
+    """int64 for a transformers model reading token ids, float32 otherwise."""
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if spec.source == "hf":
+        from minsearch.models.hf import hf_input
+
+        return hf_input(spec.name, spec.kwargs)[1]
+    return torch.float32
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
