@@ -58,6 +58,9 @@ def bench_model(name: str, size: int, batches: tuple[int, ...], options: tuple[s
     if device.type == "cuda":
         variants["bf16"] = copy.deepcopy(model).to(torch.bfloat16)
     for option in options:
+        if not genome(sites, option):
+            skipped[option] = "offered on no layer of this model (see docs/precision.md)"
+            continue
         candidate = copy.deepcopy(model)
         apply_(candidate, genome(sites, option), x1.to(device), discovery=sites)
         problems = deploy_problems(candidate, device)

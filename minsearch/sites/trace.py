@@ -4,7 +4,8 @@ Design (measured on the timm zoo, see DESIGN.md):
 
 - norm, activation and known attention modules are leaves (their insides are not genes), and
   so is every module without children (dropout, drop-path, layer-scale: they keep their
-  train/eval behaviour at run time instead of being baked into the graph);
+  train/eval behaviour at run time instead of being baked into the graph) and every module
+  with a deployed form (``deploy()``: a precision layer, replaced whole when deployed);
 - containers are traced through, including timm's own "no-trace" blocks whose leaf status
   would hide their residuals (NormFreeBlock, MobileVitBlock, ...);
 - timm's autowrap functions (same-padding helpers, ...) are kept as opaque calls;
@@ -95,7 +96,9 @@ class SiteTracer(fx.Tracer):
             return True
         if next(m.children(), None) is None:
             return True
-        return False
+        # a module with a deployed form (a precision layer) is replaced whole when deployed:
+        # a graph that reached inside it would name parts the deployed layer lacks
+        return callable(getattr(m, "deploy", None))
 
     def failing_module(self) -> tuple[str, type] | None:
         """After a failed trace: the innermost module whose forward raised (the stack is not

@@ -138,6 +138,19 @@ def test_int4_weights_on_1024_wide_layers():
     assert float((out - ref).norm() / ref.norm()) < ERROR_BOUND["int4-weight"]
 
 
+def test_precision_beside_a_graph_rewrite_deploys():
+    """A block whose residual is rewritten (its forward becomes a graph) and whose linears carry
+    precision genes: deploying swaps the linears under the graph, which calls them whole."""
+    _, model, x, sites = _model("vit")
+    candidate = copy.deepcopy(model)
+    genome = {"residual:*": "rezero", "linear:*": "int8-weight"}
+    apply_(candidate, genome, x, discovery=sites)
+    with torch.no_grad():
+        trained = candidate.eval()(x)
+        out = deployed(candidate)(x)
+    assert torch.isfinite(out).all() and (out - trained).abs().max() < 1e-4
+
+
 def test_int8_weights_hold_a_quarter_of_the_bytes_of_the_model_linears():
     _, model, x, sites = _model("vit")
     candidate = copy.deepcopy(model)
