@@ -180,14 +180,17 @@ class SearchTracker:
                                                for k, v in metrics.items()])  # one transaction
 
     def end_trial(self, trial_id: str, state: str, objectives: dict[str, float],
-                  extras: dict[str, float], genome: str = "", reason: str = "") -> None:
+                  extras: dict[str, float], genome: str = "", reason: str = "",
+                  tags: dict[str, str] | None = None) -> None:
+        """End a child run; ``tags``: more tags for it (e.g. the node that ran the trial)."""
         run_id = self.trials.get(trial_id)
         if run_id is None:
             return
         self.log_metrics(trial_id, {**objectives, **extras})
-        tags = [RunTag("state", state)] + ([RunTag("failure_reason", reason[:5000])]
-                                           if reason else [])
-        self.client.log_batch(run_id, tags=tags)
+        run_tags = [RunTag("state", state)] + ([RunTag("failure_reason", reason[:5000])]
+                                               if reason else [])
+        run_tags += [RunTag(key, str(value)) for key, value in (tags or {}).items()]
+        self.client.log_batch(run_id, tags=run_tags)
         if genome:
             self.client.log_dict(run_id, json.loads(genome), "genome.json")
         self.client.set_terminated(run_id, _END.get(state, "FINISHED"))

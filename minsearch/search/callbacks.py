@@ -138,8 +138,10 @@ class SearchCallback(Callback):
         record.baseline = self._is_baseline(trial.trial_id, params)
         record.number = trial_number(trial.experiment_tag)
         self.records[trial.trial_id] = record
+        where = {"node": record.node, "node_ip": record.node_ip, "gpus": record.gpus} \
+            if record.node else {}
         self.tracker.end_trial(trial.trial_id, record.state, record.objectives, record.extras,
-                               record.genome, record.reason)
+                               record.genome, record.reason, tags=where)
         self.persist()
 
     def persist(self) -> None:

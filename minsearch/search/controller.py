@@ -1,14 +1,19 @@
 """Run, resume and finish a search: Ray Tune runs the trials, Optuna proposes them.
 
 - Ray starts local-only on 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before
-  ``ray.init``, as DESIGN.md measured) unless ``address`` joins an existing cluster; it is shut
-  down when the search ends, whatever happens.
+  ``ray.init``, as DESIGN.md measured) unless ``address`` joins an existing cluster (checked to
+  answer first, :mod:`minsearch.search.head`; one on loopback keeps 127.0.0.1); it is shut
+  down when the search ends, whatever happens. On a cluster, trials go to whichever node has
+  their resources (docs/distributed.md); the run folder must be on storage every node sees.
 - ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1``: per-epoch results carry no objective on purpose
   (see :mod:`minsearch.search.trainable`).
 - ``TUNE_GLOBAL_CHECKPOINT_S`` (default here 1 s instead of Ray's adaptive >= 10 s): how stale
   Ray's snapshot of the experiment can be when the driver is killed. Finished trials that the
   snapshot missed re-report their final checkpoint on resume instead of training again.
-- ``reuse_actors=True`` (a new worker re-imports torch: ~1.4 s per trial otherwise).
+- ``reuse_actors=True`` (a new worker re-imports torch: ~1.4 s per trial otherwise). The
+  first ``max_concurrent`` trials start together (the searcher does not hold them back for
+  the baseline), so their workers start together and stay: see
+  :mod:`minsearch.search.searcher` for why trials used to run one at a time.
 - Failures: ``FailureConfig(max_failures=1)`` retries a trial once (a worker that died);
   a deterministic failure re-raises at once on the retry. Errored trials are never resumed
   (Optuna already has them as FAIL).
@@ -33,15 +38,24 @@ from typing import Any
 
 from minsearch.errors import UserError
 from minsearch.search.finish import Outcome, finish_search
+from minsearch.search.head import check_head
 from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
 from minsearch.search.run_dir import RunDir
 from minsearch.search.stopping import SearchInterrupted, StopSignals, stop_signals, unfinished
 
 
+def on_loopback(address: str | None) -> bool:
+    """Whether ``address`` (``HOST:PORT``) names this machine's loopback: a cluster whose
+    nodes all run here with ``--node-ip-address 127.0.0.1`` (the tests' clusters)."""
+    host = (address or "").rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def _set_env(local: bool) -> None:
-    if local:
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # bind 127.0.0.1 only
+    if local:  # bind 127.0.0.1 only; for an address on loopback, also keep Ray from
+        # replacing 127.0.0.1 with the host's address (Ray's resolve_ip_for_localhost)
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -56,7 +70,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
                 driver_file: Path | None = None) -> Iterator[None]:
     """``ray.init`` (local on 127.0.0.1, or joining ``address``) ... ``ray.shutdown``. The
     driver's processes are recorded in ``driver_file`` (for resume)."""
-    _set_env(local=address is None)
+    _set_env(local=address is None or on_loopback(address))
+    check_head(address)
     import ray
 
     if ray.is_initialized():
@@ -207,6 +222,7 @@ def run_search(inputs: Inputs, run: RunDir, *, address: str | None = None,
     check_inputs`), train the parent, run every trial, write the results. The folder is
     locked before anything is written in it (:mod:`minsearch.search.lock`)."""
     RunDir.new(run.path)  # not a file, not in use, no search there
+    check_head(address)  # before the folder and the parent: a wrong address costs nothing
     run.create()
     with driver_lock(run.path), stop_signals() as stop:
         plan = create_plan(inputs, RunDir.new(run.path))  # checked again, under the lock
@@ -234,6 +250,7 @@ def _resume(run: RunDir, stop: StopSignals, *, address: str | None, num_cpus: in
     if plan.settings.status == "failed":
         raise UserError(f"The search in {run.path} failed ({plan.settings.reason}) and cannot "
                         f"be resumed; fix the task and start a new search.")
+    check_head(address or plan.settings.address)  # before anything changes
     end_stale_processes(run.driver_json)
     rebuild(plan, damaged)  # what the other records rebuild: trials.json, mlflow.json, parent
     if plan.settings.status == "finished":

@@ -144,7 +144,10 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
     counts = {s: list(states.values()).count(s) for s in ("COMPLETE", "FAILED", "PRUNED")}
     finished = sum(counts.values()) == plan.space.trials and len(records) == plan.space.trials
     summary["counts"] = counts
-    summary["optuna"] = reconcile_study(plan, stopped)
+    # A trial that ended before the baseline is still RUNNING in the study (the searcher holds
+    # it): a stop lists every Ray trial as interrupted, so the resumed searcher tells it then.
+    known = frozenset(r.trial_id for r in records) if interrupted else stopped
+    summary["optuna"] = reconcile_study(plan, known)
     run.write_results(frame, summary)
     artifacts = [run.results_csv, run.front_csv, run.front_json]
     if not frame.empty and (finished or not interrupted):  # a stopped driver exits fast

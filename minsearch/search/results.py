@@ -43,6 +43,12 @@ class TrialRecord:
     checkpoint: str = ""  # directory of the final checkpoint (weights)
     baseline: bool = False
     number: int = 0  # creation order (1 = the baseline)
+    node: str = ""  # Ray node id of the worker that finished it
+    node_ip: str = ""
+    worker_pid: int = 0
+    gpus: str = ""  # the GPU ids Ray gave it ("0", "0,1"; "" without GPUs)
+    started_at: float = 0.0  # Unix seconds: when the finishing run started and ended
+    ended_at: float = 0.0
 
     def to_row(self, gene_names: list[str]) -> dict[str, Any]:
         row: dict[str, Any] = {"number": self.number, "trial_id": self.trial_id,
@@ -52,7 +58,10 @@ class TrialRecord:
         row.update(self.extras)
         row.update({"epochs": self.epochs, "seconds": round(self.seconds, 3),
                     "reason": self.reason, "genome": self.genome,
-                    "checkpoint": self.checkpoint})
+                    "checkpoint": self.checkpoint, "node": self.node, "node_ip": self.node_ip,
+                    "worker_pid": self.worker_pid, "gpus": self.gpus,
+                    "started_at": self.started_at,
+                    "ended_at": self.ended_at})
         return row
 
 
@@ -63,6 +72,11 @@ def record_from_result(trial_id: str, params: dict[str, str], last: dict[str, An
     record = TrialRecord(trial_id, dict(params), checkpoint=checkpoint)
     record.epochs = int(last.get("epoch", 0) or 0)
     record.seconds = float(last.get("seconds", last.get("time_total_s", 0.0)) or 0.0)
+    record.node, record.node_ip = str(last.get("node", "")), str(last.get("node_ip", ""))
+    record.worker_pid = int(last.get("worker_pid", last.get("pid", 0)) or 0)
+    record.gpus = str(last.get("gpus", ""))
+    record.started_at = float(last.get("started_at", 0.0) or 0.0)
+    record.ended_at = float(last.get("ended_at", last.get("timestamp", 0.0)) or 0.0)
     if error or last.get("failed"):
         record.state = "FAILED"
         record.reason = str(last.get("reason") or _last_line(error_text) or "unknown error")

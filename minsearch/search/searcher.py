@@ -7,9 +7,16 @@ Ray calls :meth:`GenomeSearcher.suggest` when it can start a trial and
 
 - the space (one categorical distribution per gene) and the objectives with their directions
   belong to the searcher, never to ``TuneConfig``, so the study stays multi-objective;
-- the baseline (every gene ``keep``) is enqueued as the study's first trial and runs alone:
-  ``suggest`` returns None until it has ended, so every later trial's worsening of the first
-  objective is known when Optuna is told its values;
+- the baseline (every gene ``keep``) is enqueued as the study's first trial; other trials
+  start beside it (see below), but one that ends before the baseline is *held* and told only
+  once the baseline has been told, so every trial's worsening of the first objective is known
+  when Optuna is told its values. Why not make the baseline run alone: Ray Tune hands a
+  pending trial the cached worker of a trial that just ended (``reuse_actors``) and drops the
+  worker it was starting for it; a fresh worker (Python, Ray, torch, timm: 5-11 s on 2 busy
+  cores) takes longer to start than a small trial lasts, so with the baseline alone the
+  second worker was dropped again and again and every trial ran in one worker, one at a time
+  (issue 15). Starting the first ``max_concurrent`` trials together starts their workers
+  together, and reused, they stay;
 - the constraint (:class:`~minsearch.objectives.constraint.Constraint`: how much worse than
   the baseline the first objective may get, for an accuracy or a loss alike) is stored on the
   trial with ``Trial.set_constraint`` just before ``tell``; NSGA-II, TPE and GP read it from
@@ -105,6 +112,7 @@ class GenomeSearcher(Searcher):
         self._baseline_id: str | None = None
         self._baseline_done = False
         self._baseline_value: float | None = None
+        self._held: dict[str, tuple[dict, bool]] = {}  # ended before the baseline
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._study = optuna.create_study(
             storage=storage_url, sampler=make_sampler(space, genes), study_name=STUDY_NAME,
@@ -124,8 +132,6 @@ class GenomeSearcher(Searcher):
     # -- Ray's Searcher interface --------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self._baseline_id is not None and not self._baseline_done:
-            return None  # wait: the baseline runs alone
         trial = self._study.ask(self._distributions)
         if self._baseline_id is None:
             self._baseline_id = trial_id  # the first ask pops the enqueued baseline
@@ -145,10 +151,20 @@ class GenomeSearcher(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         result = result or {}
-        first = None if error else result.get(self.constraint.objective)
         if trial_id == self._baseline_id:
             self._baseline_done = True
-            self._baseline_value = first
+            self._baseline_value = None if error else result.get(self.constraint.objective)
+            self._tell(trial_id, result, error)
+            held, self._held = self._held, {}
+            for held_id, (held_result, held_error) in held.items():
+                self._tell(held_id, held_result, held_error)
+        elif not self._baseline_done and trial_id in self._trials:
+            self._held[trial_id] = (result, error)  # told once the baseline has been
+        else:
+            self._tell(trial_id, result, error)
+
+    def _tell(self, trial_id: str, result: dict, error: bool) -> None:
+        first = None if error else result.get(self.constraint.objective)
         trial = self._trials.pop(trial_id, None)
         if trial is None:
             return  # told already

@@ -8,9 +8,11 @@ Runs in a Ray worker (reused across trials: the dataset is cached per process). 
   per epoch cost more than the epoch). These carry no
   objective, so a trial stopped early (ASHA) reaches Optuna without its metrics and is told
   PRUNED, never COMPLETE with early values;
-- at the end: every objective plus ``final=1`` and the resolved genome, with a checkpoint that
-  holds the trained weights and ``final.json``. A trial restarted from that checkpoint (the
-  driver died between the trial's end and Ray's bookkeeping) re-reports it without training;
+- at the end: every objective plus ``final=1``, the resolved genome and where and when it ran
+  (:func:`placement`: Ray node id and address, worker pid, GPU ids, start and end times),
+  with a checkpoint that holds the trained weights and ``final.json``. A trial restarted from
+  that checkpoint (the driver died between the trial's end and Ray's bookkeeping) re-reports
+  it without training;
 - on failure: ``{"failed": 1, "reason": ...}`` with a checkpoint holding ``failed.json``, then
   the error is raised (the trial ends ERROR, Optuna FAIL). A retry (``max_failures``) of a
   deterministic failure re-raises at once instead of training again.
@@ -22,6 +24,7 @@ trial hooks (:mod:`minsearch.search.hooks`); a hook that raises fails the trial.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -105,9 +108,23 @@ def run_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
         raise
 
 
+def placement(started_at: float) -> dict[str, Any]:
+    """Where and when this trial ran: ``node`` (Ray node id), ``node_ip``, ``worker_pid``,
+    ``gpus`` (the GPU ids Ray gave it, which are all it sees: Ray sets its
+    ``CUDA_VISIBLE_DEVICES``), ``started_at`` and ``ended_at`` (Unix seconds). Our own keys,
+    so that a re-report from the final checkpoint keeps them (Ray refills its ``pid`` and
+    ``node_ip`` with the new worker's)."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return {"node": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+            "worker_pid": os.getpid(), "gpus": ",".join(str(g) for g in ray.get_gpu_ids()),
+            "started_at": started_at, "ended_at": time.time()}
+
+
 def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
                        state: dict[str, Any] | None) -> None:
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     load_plugins(payload.get("plugins", ()))  # before the task: they may register its names
     task = TaskConfig.from_flat(payload["task"])
     genes = [Gene.from_json(g) for g in payload["genes"]]
@@ -140,6 +157,6 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
     values, extras = measure_all(model, data, task, device)
     final = {**values, **extras, "final": 1, "epoch": task.recipe.epochs,
              "seconds": seconds + time.perf_counter() - start,
-             "genome": json.dumps(genome, sort_keys=True)}
+             "genome": json.dumps(genome, sort_keys=True), **placement(started_at)}
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _report(final, {FINAL: final, WEIGHTS: weights})

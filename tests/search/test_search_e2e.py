@@ -19,7 +19,8 @@ from tests.search.conftest import TINY_SPACE, session_processes, write_yaml
 
 pytestmark = pytest.mark.slow
 
-PLUGINS = ["tests.search.plugins.fail_when", "tests.search.plugins.trial_log"]
+PLUGINS = ["tests.search.plugins.fail_when", "tests.search.plugins.slow_start",
+           "tests.search.plugins.trial_log"]
 SPACE = dict(TINY_SPACE, plugins=PLUGINS, genes=[
     {"kind": "norm", "tie": "kind", "options": ["keep", "identity", "dyt"]},
     {"kind": "residual", "tie": "kind", "options": ["keep", "layerscale"]},
@@ -39,7 +40,7 @@ def search_run(tmp_path_factory):
     code, output = drivers.run(
         "search", str(task), "--space", str(space), "--out", str(run_dir), "--quiet",
         env={"MINSEARCH_TEST_FAIL_WHEN": json.dumps({"residual": "layerscale"}),
-             "MINSEARCH_TEST_TRIAL_LOG": str(log)})
+             "MINSEARCH_TEST_TRIAL_LOG": str(log), "MINSEARCH_TEST_TRIAL_SLEEP": "2"})
     left = [pid for sid in drivers.sessions for pid in session_processes(sid)]
     drivers.cleanup()
     return {"code": code, "output": output, "run_dir": run_dir, "left": left, "log": log}
@@ -75,6 +76,20 @@ def test_results_record_every_trial_and_the_failures_reasons(search_run):
     done = frame[frame["state"] == "COMPLETE"]
     assert done[["accuracy", "param_bytes", "latency_ms", "robustness"]].notna().all().all()
     assert not frame.loc[frame["state"] != "COMPLETE", "pareto"].any()
+
+
+def test_trials_run_side_by_side_in_two_workers(search_run):
+    """``max_concurrent: 2`` on 2 CPUs: two worker processes whose trials overlap in time
+    (issue 15: every trial used to run in one worker, one after another)."""
+    frame = pd.read_csv(search_run["run_dir"] / "results.csv")
+    done = frame[frame["state"] == "COMPLETE"]
+    assert done["worker_pid"].nunique() == 2, done[["number", "worker_pid"]]
+    windows = sorted(zip(done["started_at"], done["ended_at"], strict=True))
+    assert all(end > start > 0 for start, end in windows)
+    overlaps = [(a, b) for a, b in zip(windows, windows[1:], strict=False) if b[0] < a[1]]
+    assert overlaps, windows  # some trial started before the previous one ended
+    trainings = [json.loads(line) for line in search_run["log"].read_text().splitlines()]
+    assert len({t["pid"] for t in trainings}) == 2 and len({t["node"] for t in trainings}) == 1
 
 
 def test_front_summary_and_weights(search_run):

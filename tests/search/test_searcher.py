@@ -1,6 +1,6 @@
-"""The searcher without Ray running: baseline first and alone, constraints, PRUNED/FAIL,
-duplicates redrawn with the space's seed, the grid, samplers by name with parameters from the
-space, state that survives save/restore."""
+"""The searcher without Ray running: baseline first, trials that end before it held until it
+is told, constraints, PRUNED/FAIL, duplicates redrawn with the space's seed, the grid, samplers
+by name with parameters from the space, state that survives save/restore."""
 
 from __future__ import annotations
 
@@ -64,13 +64,27 @@ def run_all(s: GenomeSearcher, n: int) -> list[tuple]:
     return ran
 
 
-def test_baseline_runs_first_and_alone():
+def test_baseline_comes_first_and_others_start_beside_it():
     s = searcher(None)
     assert s.suggest("a") == {"norm": "keep", "residual": "keep"}
-    assert s.suggest("b") is None and s.suggest("c") is None  # wait for the baseline
-    s.on_trial_complete("a", result(0.9))
-    assert s.suggest("b") is not None
+    assert s.suggest("b") is not None and s.suggest("c") is not None  # workers start together
     assert s.baseline_trial_id == "a"
+
+
+def test_a_trial_ending_before_the_baseline_is_told_after_it_with_its_constraint():
+    s = searcher(None, drop=0.05)
+    s.suggest("a")
+    s.suggest("b")
+    s.suggest("c")
+    s.on_trial_complete("b", result(0.80, 5.0))  # before the baseline: held
+    s.on_trial_complete("c", error=True)
+    assert states(s) == ["RUNNING", "RUNNING", "RUNNING"]
+    s.on_trial_complete("a", result(0.90))
+    assert states(s) == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert s.study.trials[1].values == [0.80, 5.0]
+    assert s.study.trials[1].constraints[CONSTRAINT] == pytest.approx(0.05)  # 0.10 > 0.05
+    s.on_trial_complete("b", result(0.80, 5.0))  # re-reported (an older snapshot): once
+    assert len(s.study.trials) == 3
 
 
 def test_complete_trials_carry_values_and_the_accuracy_drop_constraint():
@@ -131,6 +145,23 @@ def test_a_trial_a_stop_ended_is_told_again_as_a_new_trial(tmp_path):
     assert len(s.study.trials) == 3
 
 
+def test_a_held_trial_a_stop_ended_is_told_as_a_new_trial_after_the_baseline(tmp_path):
+    s = searcher(tmp_path, drop=0.05)
+    s.suggest("a")
+    params = s.suggest("b")
+    s.on_trial_complete("b", result(0.80, 5.0))  # held: the baseline "a" still trains
+    b = s.study.trials[-1]
+    # Ctrl-C now: the stopped driver lists "b" as interrupted and ends it FAIL
+    # (finish.reconcile_study), though Ray has it finished; the resumed search ends "a".
+    s.study.set_user_attr(INTERRUPTED, {str(b.number): "b"})
+    s.study.tell(b.number, state=optuna.trial.TrialState.FAIL)
+    s.on_trial_complete("a", result(0.90))
+    assert states(s) == ["COMPLETE", "FAIL", "COMPLETE"]
+    again = s.study.trials[-1]
+    assert again.params == params and again.values == [0.80, 5.0]
+    assert again.user_attrs == {TRIAL_ID: "b", RESUMES: b.number}
+
+
 def test_repeated_genomes_are_replaced_until_the_space_is_exhausted():
     s = searcher(None)  # 3 x 2 = 6 genomes
     proposals = run_all(s, 6)
@@ -182,9 +213,11 @@ def test_state_survives_save_and_restore(tmp_path):
     (tmp_path / "other").mkdir()
     restored = searcher(tmp_path / "other")  # as Ray does: a fresh searcher, then restore
     restored.restore(str(tmp_path / "state.pkl"))
-    assert restored.suggest("b") is None  # still waiting for the baseline "a"
-    restored.on_trial_complete("a", result(0.9))
     assert restored.suggest("b") is not None
+    restored.on_trial_complete("b", result(0.8))
+    assert states(restored) == ["RUNNING", "RUNNING"]  # "b" held: the baseline is "a"
+    restored.on_trial_complete("a", result(0.9))
+    assert states(restored) == ["COMPLETE", "COMPLETE"]
     assert restored.study.study_name == "minsearch"
     assert len(RunDir(tmp_path).load_study().trials) == 2  # the original study, in SQLite
 
