@@ -26,7 +26,8 @@ from minsearch.tasks.candidate import export_blob, load_candidate
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 MODELS = {  # spec, input
-    "resnet": ("timm:resnet18?num_classes=16", lambda: torch.randn(2, 3, 32, 32)),
+    "resnet": ("timm:resnet18?num_classes=16&layers=[1,1,1,1]&channels=[16,32,64,64]"
+               "&stem_width=16", lambda: torch.randn(2, 3, 32, 32)),
     "vit": ("timm:vit_tiny_patch16_224?img_size=32&num_classes=10",
             lambda: torch.randn(2, 3, 32, 32)),
     "gpt": ("minsearch.text.gpt:char_gpt?block_size=16&n_embd=128&n_head=2&n_layer=2",
