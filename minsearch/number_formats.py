@@ -18,6 +18,3 @@ from __future__ import annotations
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 INT8_MAX = 127.0  # symmetric int8: -127..127, so that -x is representable whenever x is
-
-BITS = {"fp32": 32, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4}
-"""Bits per stored value (scales, zero points and padding come on top)."""

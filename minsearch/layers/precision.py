@@ -34,8 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minsearch.number_formats import BITS
-
 TRAININGS = ("qat", "ptq")
 AMAX_FLOOR = 1e-12
 """Smallest absmax an fp8 scale is computed from. torchao's fp8 scale is absmax / 448, so an
@@ -56,10 +54,6 @@ class Precision:
             raise ValueError(f"No weight format {self.weight!r}; known: int8, fp8, int4.")
         if self.activation not in (None, "int8", "fp8"):
             raise ValueError(f"No activation format {self.activation!r}; known: int8, fp8.")
-
-    @property
-    def weight_bits(self) -> int:
-        return BITS[self.weight]
 
     @property
     def compute_dtype(self) -> torch.dtype | None:
@@ -222,10 +216,9 @@ def _probe(precision: Precision, conv: bool, device: str) -> str | None:
     if precision.weight == "int4" and not device.startswith("cuda"):
         return ("int4 weights need CUDA in torchao 0.18 (tinygemm's kernel; on CPU it needs "
                 "the mslk package)")
-    if (precision.activation == "fp8" and device.startswith("cuda")
-            and torch.cuda.get_device_capability(torch.device(device)) < (8, 9)):
-        return "fp8 dynamic activations need a CUDA GPU of compute capability >= 8.9"
-    if precision.activation == "fp8" and not device.startswith("cuda"):
+    if precision.activation == "fp8" and not (
+            device.startswith("cuda")
+            and torch.cuda.get_device_capability(torch.device(device)) >= (8, 9)):
         return "fp8 dynamic activations need a CUDA GPU of compute capability >= 8.9"
     width = max(64, 2 * precision.group_size)
     layer = (nn.Conv2d(16, 32, 3, padding=1) if conv else nn.Linear(width, 32)).to(device)
