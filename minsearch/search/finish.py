@@ -14,6 +14,12 @@ and ``trials.json``; FAIL in the Optuna study, listed in its user attribute
 ``state=INTERRUPTED``); status ``interrupted`` in ``search.json``. ``minsearch resume``
 continues them from their last checkpoints, and the searcher tells Optuna each one's outcome
 as a new trial (:class:`~minsearch.search.searcher.GenomeSearcher`).
+
+A trial that ended before the baseline is *held* by the searcher (its Optuna trial still
+RUNNING: its worsening needs the baseline's value). A stop before the baseline ends leaves it
+untold, so it is ``INTERRUPTED`` everywhere too (reason :data:`HELD_REASON`), though Ray has it
+finished and never trains it again: the resumed searcher, restored with what it held, tells it
+once the baseline ends, and the resumed search's books say COMPLETE (or FAILED) again.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from minsearch.search.run_dir import RunDir
 
 ORPHAN_REASON = "orphaned: started after the last experiment snapshot before the driver died"
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); `minsearch resume` continues it"
+HELD_REASON = ("finished before the baseline and not yet told to Optuna when the search was "
+               "stopped; `minsearch resume` tells it once the baseline ends")
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,21 @@ def _export_front(plan: Plan, frame: pd.DataFrame) -> None:
         export_row(plan, row, plan.run.export_path(str(row["trial_id"])))
 
 
+def told_trials(plan: Plan) -> frozenset[str]:
+    """Ray trial ids whose outcome the study holds: a finished Optuna trial that a stop did not
+    end (an interrupted one counts once its resumed outcome was added). Not among them: trials
+    in flight, and trials the searcher holds until the baseline ends, even across stops."""
+    from minsearch.search.searcher import DUPLICATE, INTERRUPTED, TRIAL_ID
+
+    study = plan.run.load_study()
+    if study is None:
+        return frozenset()
+    stopped = study.user_attrs.get(INTERRUPTED, {})
+    return frozenset(str(t.user_attrs.get(TRIAL_ID)) for t in study.get_trials(deepcopy=False)
+                     if t.state.is_finished() and not t.user_attrs.get(DUPLICATE)
+                     and str(t.number) not in stopped)
+
+
 def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> dict[str, int]:
     """Tell FAIL to study trials left RUNNING: those of the Ray trials ``interrupted`` (ids)
     listed in the study's user attribute ``minsearch_interrupted`` ({number: Ray trial id}),
@@ -131,11 +154,14 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
 
     run = plan.run
     records = collect_records(plan)
-    stopped = frozenset(r.trial_id for r in records if interrupted
-                        and r.state in ("RUNNING", "PENDING"))
+    told = told_trials(plan) if interrupted else frozenset()
+    stopped = frozenset(r.trial_id for r in records if interrupted and (
+        r.state in ("RUNNING", "PENDING") or r.trial_id not in told))
     for record in records:
         if record.trial_id in stopped:
-            record.state, record.reason = "INTERRUPTED", INTERRUPTED_REASON
+            in_flight = record.state in ("RUNNING", "PENDING")
+            record.state = "INTERRUPTED"
+            record.reason = INTERRUPTED_REASON if in_flight else HELD_REASON
     if stopped:
         run.write_records(records)  # trials.json says what results.csv says
     frame = results_frame(records, plan.gene_names, plan.directions, plan.constraint)
@@ -144,10 +170,7 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
     counts = {s: list(states.values()).count(s) for s in ("COMPLETE", "FAILED", "PRUNED")}
     finished = sum(counts.values()) == plan.space.trials and len(records) == plan.space.trials
     summary["counts"] = counts
-    # A trial that ended before the baseline is still RUNNING in the study (the searcher holds
-    # it): a stop lists every Ray trial as interrupted, so the resumed searcher tells it then.
-    known = frozenset(r.trial_id for r in records) if interrupted else stopped
-    summary["optuna"] = reconcile_study(plan, known)
+    summary["optuna"] = reconcile_study(plan, stopped)
     run.write_results(frame, summary)
     artifacts = [run.results_csv, run.front_csv, run.front_json]
     if not frame.empty and (finished or not interrupted):  # a stopped driver exits fast

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from minsearch.cli.main import main
+from minsearch.search.finish import HELD_REASON
 from minsearch.search.lock import lock_holder
 from tests.search.conftest import TINY_SPACE, TINY_TASK, Drivers, session_processes, write_yaml
 
@@ -84,6 +85,8 @@ class Books:
         return {
             "status": settings["status"], "orphans": settings["orphans"],
             "results": dict(zip(frame["trial_id"], frame["state"], strict=True)),
+            "reasons": dict(zip(frame["trial_id"], frame["reason"].astype(object).fillna(""),
+                                strict=True)),
             "numbers": frame["number"].tolist(),
             "records": {r["trial_id"]: r["state"]
                         for r in json.loads((run / "trials.json").read_text())},
@@ -104,7 +107,8 @@ def stops(tmp_path_factory):
     task = write_yaml(tmp / "task.yaml", dict(TINY_TASK, epochs=2, checkpoint_seconds=0,
                                               max_samples=300))
     space = write_yaml(tmp / "space.yaml", dict(
-        TINY_SPACE, trials=TRIALS, plugins=["tests.search.plugins.trial_log"]))
+        TINY_SPACE, trials=TRIALS,
+        plugins=["tests.search.plugins.trial_log", "tests.search.plugins.slow_start"]))
     run, log = tmp / "run", tmp / "trainings.jsonl"
     env = {"MINSEARCH_TEST_TRIAL_LOG": str(log)}
     drivers, stages = Drivers(tmp), {}
@@ -117,9 +121,12 @@ def stops(tmp_path_factory):
         return check
 
     try:
-        # 1. Ctrl-C: SIGINT to the search's process group while a trial trains.
+        # 1. Ctrl-C: SIGINT to the search's process group while a trial trains. The baseline
+        # starts 8 s late, so the searcher holds a trial that ended before it (told to Optuna
+        # only after the baseline) when the Ctrl-C comes.
         search = drivers.start("search", str(task), "--space", str(space), "--out", str(run),
-                               "--quiet", env=env, log=tmp / "search.log")
+                               "--quiet", env=dict(env, MINSEARCH_TEST_BASELINE_SLEEP="8"),
+                               log=tmp / "search.log")
         poll(in_flight(0, 0), search)
         os.killpg(search.pid, signal.SIGINT)
         stages["sigint"] = ended(search, tmp / "search.log")
@@ -180,7 +187,10 @@ def assert_stopped_cleanly(stage: dict, signame: str, code: int) -> dict:
 
 
 def test_ctrl_c_stops_the_search_with_one_state_everywhere(stops):
-    assert_stopped_cleanly(stops["sigint"], "SIGINT", 130)
+    books = assert_stopped_cleanly(stops["sigint"], "SIGINT", 130)
+    # The trial that ended before the baseline was held, untold: interrupted everywhere too.
+    held = [t for t, reason in books["reasons"].items() if reason == HELD_REASON]
+    assert held and all(books["results"][t] == "INTERRUPTED" for t in held)
 
 
 def test_two_resumes_started_together_one_runs(stops):
