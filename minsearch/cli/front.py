@@ -31,6 +31,7 @@ def print_front(run_dir, frame, summary: dict) -> None:
     from rich.console import Console
 
     from minsearch.search.display import front_table, summary_line
+    from minsearch.search.run_dir import describe_delivered
 
     console = Console()
     if not console.is_terminal:
@@ -38,6 +39,9 @@ def print_front(run_dir, frame, summary: dict) -> None:
     counts = frame["state"].value_counts().to_dict()
     console.print(f"run folder: {run_dir.path}  ·  trials: "
                   + ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())))
+    parent = run_dir.read_settings().parent or {}
+    if "as_delivered" in parent:
+        console.print(f"parent: your weights {parent['weights']}, {describe_delivered(parent)}")
     console.print(front_table(frame, summary["directions"], "Pareto front (feasible trials)",
                               limit=50))
     console.print(summary_line(summary))

@@ -32,11 +32,11 @@ def run(args: argparse.Namespace) -> int:
         load_or_train_parent,
     )
     from minsearch.tasks.config import load_task
-    from minsearch.tasks.data import load_data
+    from minsearch.tasks.data import load_task_data
     from minsearch.tasks.train import evaluate, train_steps
 
     task = load_task(args.task)
-    data = load_data(task.data)
+    data = load_task_data(task)
     parent, _ = load_or_train_parent(task, data, args.cache)
     model, _ = build_candidate(task, {}, data, parent_state=parent)
     before = evaluate(model, data, data.test)

@@ -10,11 +10,11 @@ from torch import nn
 from minsearch.layers.deploy import deployed
 from minsearch.objectives.base import MeasureContext, check_task, get_objective
 from minsearch.tasks.config import TaskConfig
-from minsearch.tasks.data import TaskData
+from minsearch.tasks.data import DataKind
 from minsearch.tasks.train import Diverged
 
 
-def measure_all(model: nn.Module, data: TaskData, task: TaskConfig,
+def measure_all(model: nn.Module, data: DataKind, task: TaskConfig,
                 device: torch.device) -> tuple[dict[str, float], dict]:
     """``{objective: value}`` in the task's order, plus extras (per-corruption accuracies),
     measured on the candidate's deployed form (quantized layers for real; ``model`` itself is

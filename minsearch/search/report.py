@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from minsearch.objectives.constraint import Constraint
+from minsearch.search.run_dir import describe_delivered
 from minsearch.search.space import KEEP, Gene
 
 if TYPE_CHECKING:
@@ -105,8 +106,10 @@ def can_go(frame: pd.DataFrame, genes: list[Gene], constraint: Constraint) -> li
 
 
 def build_report(frame: pd.DataFrame, genes: list[Gene], directions: dict[str, str],
-                 constraint: Constraint, study: optuna.Study | None) -> dict[str, Any]:
-    """The report as a JSON-ready dict (see the module docstring)."""
+                 constraint: Constraint, study: optuna.Study | None,
+                 parent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report as a JSON-ready dict (see the module docstring); ``parent``: the settings'
+    facts about the parent (the user's weights and their accuracy as delivered, if any)."""
     objectives = list(directions)
     done = frame[frame["state"] == "COMPLETE"]
     base = done[done["baseline"]]
@@ -118,6 +121,7 @@ def build_report(frame: pd.DataFrame, genes: list[Gene], directions: dict[str, s
         "marginal_means": {g.name: marginal_means(frame, g.name, objectives) for g in genes},
         "importance": importances(study, objectives),
         "can_go": can_go(frame, genes, constraint),
+        "parent": parent,
     }
 
 
@@ -136,7 +140,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                  f"stays within one is not judged")
     else:
         limit = f"allowed {name} {change} {constraint.max_worsening:g}"
-    lines = ["# Prunable components", "", f"{total}; {limit}.", "",
+    parent = report.get("parent") or {}
+    delivered = ([f"Parent: your weights {parent['weights']}, {describe_delivered(parent)}; "
+                  f"the baseline trial is that model fine-tuned like every candidate.", ""]
+                 if "as_delivered" in parent else [])
+    lines = ["# Prunable components", "", *delivered, f"{total}; {limit}.", "",
              f"## Can go? The best {name} reached with each option", "",
              f"| gene | sites | option | trials | best {name} | {change} vs baseline | "
              f"within |", "|---|---|---|---|---|---|---|"]
@@ -167,5 +175,5 @@ def report_run(plan: Plan) -> Path:
     ``report.json`` and ``report.md``; returns the markdown's path."""
     frame = plan.run.read_results()
     report = build_report(frame, plan.genes, plan.directions, plan.constraint,
-                          plan.run.load_study())
+                          plan.run.load_study(), plan.settings.parent)
     return plan.run.write_report(report, render_markdown(report))

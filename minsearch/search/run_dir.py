@@ -81,7 +81,8 @@ class Settings:
     address: str | None = None
     num_cpus: int | None = None
     tracking_uri: str | None = None
-    parent: dict[str, Any] | None = None  # facts about the trained parent
+    parent: dict[str, Any] | None = None  # facts about the parent (trained, or the user's
+    # weights with their `as_delivered` accuracy): minsearch.tasks.candidate
     counts: dict[str, int] = field(default_factory=dict)  # trials per state, at the end
     orphans: dict[str, str] = field(default_factory=dict)  # Optuna trial number -> reason
 
@@ -102,6 +103,14 @@ class Settings:
         values = {k: v for k, v in data.items() if k in known}
         values["constraint"] = Constraint.from_json(data["constraint"])
         return cls(**values)
+
+
+def describe_delivered(parent: dict[str, Any]) -> str:
+    """``as delivered: test accuracy 0.9532 (val 0.9610)`` from the settings' ``parent``."""
+    delivered = parent["as_delivered"]
+    val = delivered.get("val_accuracy")
+    return (f"as delivered: test accuracy {delivered['test_accuracy']:.4f}"
+            + (f" (val {val:.4f})" if val is not None else ""))
 
 
 class DamagedFile(UserError):

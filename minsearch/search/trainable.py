@@ -40,7 +40,7 @@ from minsearch.search.run_dir import CheckpointFiles
 from minsearch.search.space import Gene, genome_rules
 from minsearch.tasks.candidate import build_candidate
 from minsearch.tasks.config import TaskConfig
-from minsearch.tasks.data import TaskData, load_data
+from minsearch.tasks.data import DataKind, load_task_data
 from minsearch.tasks.train import evaluate, make_optimizer, resolve_device, train_epoch
 
 FINAL = CheckpointFiles.FINAL
@@ -48,18 +48,18 @@ FAILED = CheckpointFiles.FAILED
 STATE = CheckpointFiles.STATE
 WEIGHTS = CheckpointFiles.WEIGHTS
 
-_DATA: dict[str, TaskData] = {}  # per worker process, kept across reused trials
+_DATA: dict[str, DataKind] = {}  # per worker process, kept across reused trials
 
 
 class TrialFailed(RuntimeError):
     """A trial failed for a reason recorded in its checkpoint (re-raised on retry)."""
 
 
-def _data(task: TaskConfig) -> TaskData:
+def _data(task: TaskConfig) -> DataKind:
     key = json.dumps(task.to_flat(), sort_keys=True, default=str)
     if key not in _DATA:
         _DATA.clear()
-        _DATA[key] = load_data(task.data)
+        _DATA[key] = load_task_data(task)
     return _DATA[key]
 
 

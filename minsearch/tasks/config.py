@@ -23,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from minsearch.errors import UserError
 from minsearch.models import parse_model_spec
 from minsearch.tasks.validation import Config, Integer, Number, join_messages, unknown_keys
+from minsearch.tasks.weights_config import WeightsConfig
 from minsearch.yamlio import read_yaml
 
 INITS = ("parent", "scratch")
@@ -31,6 +32,11 @@ DEVICES = ("auto", "cpu", "cuda")
 # `dataset: density:NAME` (flow tasks, minsearch.tasks.density_data): 2-D sets and digits.
 DENSITY_SETS = ("moons", "circles", "8gaussians", "checkerboard", "digits")
 # Keys of `dataset: text` only (None elsewhere), and what a text task gets when it leaves them out.
+# Keys of streamed image data (imagefolder, torchvision:NAME, a function returning a dataset).
+STREAM_KEYS = ("train_transform", "eval_transform", "mean", "std")
+# One transform step: a torchvision.transforms name, or {name: kwargs} (kwargs a mapping, or
+# one positional value such as `Resize: 32`).
+Transform = str | dict[str, Any]
 TEXT_DEFAULTS: dict[str, Any] = {"file_pattern": "*.py", "max_chars": 300_000, "block_size": 64,
                                  "eval_windows": 256, "epoch_batches": 50}
 
@@ -59,7 +65,15 @@ class DataConfig(Config):
     image_size: Integer | None = None
     split: tuple[float, ...] = (0.6, 0.2, 0.2)
     max_samples: Integer | None = None
+    eval_samples: Integer | None = None  # at most this many val and test examples
     data_seed: Integer = 0
+    # Streamed image data only (minsearch.tasks.stream): DataLoader workers, transforms
+    # ([{Name: kwargs}] of torchvision.transforms, PIL -> PIL or tensor), normalisation.
+    num_workers: Integer = 2
+    train_transform: tuple[Transform, ...] | None = None
+    eval_transform: tuple[Transform, ...] | None = None
+    mean: tuple[Number, ...] | None = None
+    std: tuple[Number, ...] | None = None
     file_pattern: str | None = None  # the text keys: see TEXT_DEFAULTS
     max_chars: Integer | None = None
     block_size: Integer | None = None
@@ -78,6 +92,17 @@ class DataConfig(Config):
     @classmethod
     def _path(cls, value: Any) -> Any:
         return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("train_transform", "eval_transform", mode="after")
+    @classmethod
+    def _steps(cls, steps: tuple[Transform, ...] | None) -> tuple[Transform, ...] | None:
+        for step in steps or ():
+            if isinstance(step, dict) and len(step) != 1:
+                raise ValueError(
+                    f"A transform step is one name or one {{name: arguments}} mapping, but got "
+                    f"{step!r}; write one list item per step, e.g. [{{Resize: 36}}, "
+                    f"{{CenterCrop: 32}}].")
+        return steps
 
     @model_validator(mode="before")
     @classmethod
@@ -110,6 +135,16 @@ class DataConfig(Config):
                  f"`image_size` must be a positive int, but got {self.image_size}.")
         _require(self.max_samples is None or self.max_samples >= 10,
                  f"`max_samples` must be at least 10, but got {self.max_samples}.")
+        _require(self.eval_samples is None or self.eval_samples >= 1,
+                 f"`eval_samples` must be an int >= 1, but got {self.eval_samples}.")
+        _require(self.num_workers >= 0,
+                 f"`num_workers` must be an int >= 0 (0: read in the main process), but got "
+                 f"{self.num_workers}.")
+        _require((self.mean is None) == (self.std is None) and (
+            self.std is None or (len(self.mean) == len(self.std) and min(self.std) > 0)),
+                 f"`mean` and `std` go together, one value per channel (or one for all), with "
+                 f"every std > 0, but got mean {self.mean} and std {self.std}; e.g. mean: "
+                 f"[0.485, 0.456, 0.406] and std: [0.229, 0.224, 0.225].")
         if self.kind == "text":
             self._check_text()
             return self
@@ -120,7 +155,8 @@ class DataConfig(Config):
         return self
 
     def _check_text(self) -> None:
-        unused = [k for k in ("image_size", "max_samples", "data_kwargs") if getattr(self, k)]
+        unused = [k for k in ("image_size", "max_samples", "data_kwargs", "eval_samples",
+                              *STREAM_KEYS) if getattr(self, k)]
         _require(not unused,
                  f"`dataset: text` has no use for {', '.join(f'`{k}`' for k in unused)}; remove "
                  f"them (the text keys are {', '.join(TEXT_DEFAULTS)}).")
@@ -276,6 +312,7 @@ class TaskConfig(Config):
 
     model: str
     name: str = "task"
+    weights: WeightsConfig | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
@@ -283,12 +320,22 @@ class TaskConfig(Config):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        parse_model_spec(self.model)
+        spec = parse_model_spec(self.model)
+        if self.weights is not None:
+            loader = self.weights.loader
+            _require(loader == "state_dict" or loader == spec.source,
+                     f"`weights` with loader {loader} needs a {loader}: model, but the model is "
+                     f"{self.model!r}; use `loader: state_dict` (a state-dict file) for it.")
+        if self.weights is not None and self.recipe.init != "parent":
+            raise UserError(f"`weights` are the parent every candidate starts from, so they "
+                            f"need `init: parent`, but got `init: {self.recipe.init}`.")
         return self
 
     def to_flat(self) -> dict[str, Any]:
         """The flat mapping a task file holds (``from_flat(to_flat())`` round-trips)."""
         flat: dict[str, Any] = {"name": self.name, "model": self.model}
+        if self.weights is not None:
+            flat["weights"] = self.weights.as_dict()
         for section in SECTIONS:
             for key, value in getattr(self, section).as_dict().items():
                 flat[key] = list(value) if isinstance(value, tuple) else value
@@ -302,7 +349,7 @@ class TaskConfig(Config):
             raise UserError(f"A task must be a mapping of keys to values, but got "
                             f"{type(flat).__name__}.")
         owner = {key: s for s, c in SECTIONS.items() for key in c.model_fields}
-        known = set(owner) | {"name", "model"}
+        known = set(owner) | {"name", "model", "weights"}
         unknown = [k for k in flat if k not in known]
         if unknown:
             raise UserError(unknown_keys(unknown, known, "task"))
@@ -312,12 +359,17 @@ class TaskConfig(Config):
         for key, value in flat.items():
             if key in owner:
                 grouped[owner[key]][key] = value
-        sections, errors = {}, []
+        sections: dict[str, Any] = {}
+        errors = []
         for section, config in SECTIONS.items():
             try:
                 sections[section] = config(**grouped[section])
             except UserError as err:
                 errors.append(str(err))
+        try:
+            sections["weights"] = WeightsConfig.parse(flat.get("weights"))
+        except UserError as err:
+            errors.append(str(err))
         if errors:
             raise UserError(join_messages(errors))
         return cls(model=str(flat["model"]), name=str(flat.get("name", "task")), **sections)
@@ -325,13 +377,25 @@ class TaskConfig(Config):
 
 def load_task(path: str | Path) -> TaskConfig:
     """Read a task YAML file (``yaml.safe_load``) and validate it; mistakes are one-line
-    :class:`UserError` s that start with the file's path."""
+    :class:`UserError` s that start with the file's path. Relative paths in it are relative
+    to the working directory (they are stored absolute)."""
     path = Path(path)
     flat = read_yaml(path, "task file")
     flat = {} if flat is None else flat
     if isinstance(flat, dict):
         flat.setdefault("name", path.stem)
     try:
-        return TaskConfig.from_flat(flat)
+        return _absolute_paths(TaskConfig.from_flat(flat))
     except UserError as err:
         raise UserError(f"{path}: {err}") from None
+
+
+def _absolute_paths(task: TaskConfig) -> TaskConfig:
+    """``data_root`` and ``weights: {file}`` made absolute (relative to the working
+    directory): trials run elsewhere (Ray gives each its own folder), and so may a resume."""
+    data, weights = task.data, task.weights
+    if data.data_root is not None:
+        data = data.replace(data_root=str(Path(data.data_root).expanduser().absolute()))
+    if weights is not None and weights.file is not None:
+        weights = weights.replace(file=str(Path(weights.file).expanduser().absolute()))
+    return task.model_copy(update={"data": data, "weights": weights})
