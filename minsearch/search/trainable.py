@@ -2,10 +2,13 @@
 
 Runs in a Ray worker (reused across trials: the dataset is cached per process). Results:
 
-- after every epoch: ``{"epoch", "train_loss", "val_accuracy"}``, with a checkpoint (weights,
-  optimiser, epoch) when ``checkpoint_seconds`` have passed since the last one, so a restored
-  search continues a long trial where it stopped (digits trials take seconds: a checkpoint
-  per epoch cost more than the epoch). These carry no
+- after every round (an epoch, or a tenth of a ``steps`` budget: ``RecipeConfig.rounds``):
+  ``{"epoch" (the round), "step" (optimiser steps so far), "train_loss", "val_accuracy"}``,
+  with a checkpoint (weights, optimiser, lr schedule, grad scaler, round) when
+  ``checkpoint_seconds`` have passed since the last one, so a restored search continues a
+  long trial where it stopped, on the same schedule (digits trials take seconds: a checkpoint
+  per epoch cost more than the epoch). With ``distill`` the trial builds the teacher from the
+  parent's state dict in its payload. These carry no
   objective, so a trial stopped early (ASHA) reaches Optuna without its metrics and is told
   PRUNED, never COMPLETE with early values;
 - at the end: every objective plus ``final=1``, the resolved genome and where and when it ran
@@ -41,7 +44,9 @@ from minsearch.search.space import Gene, genome_rules
 from minsearch.tasks.candidate import build_candidate
 from minsearch.tasks.config import TaskConfig
 from minsearch.tasks.data import DataKind, load_task_data
-from minsearch.tasks.train import evaluate, make_optimizer, resolve_device, train_epoch
+from minsearch.tasks.distill import build_teacher
+from minsearch.tasks.train import evaluate, resolve_device
+from minsearch.tasks.trainer import Trainer
 
 FINAL = CheckpointFiles.FINAL
 FAILED = CheckpointFiles.FAILED
@@ -135,27 +140,30 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
     data = _data(task)
     model, genome = build_candidate(task, genome_rules(genes, params), data,
                                     parent_state=payload.get("parent_state"), device=device)
-    optimizer = make_optimizer(model, task.recipe)
-    first_epoch, seconds = 0, 0.0
+    teacher = None
+    if task.recipe.distill is not None:
+        teacher = build_teacher(task, payload.get("parent_state"), device)
+    trainer = Trainer(model, data, task.recipe, device=device, teacher=teacher)
+    first_round, seconds = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        first_epoch, seconds = int(state["epoch"]), float(state["seconds"])
+        trainer.load_state_dict(state)  # optimiser, lr schedule, grad scaler, step count
+        first_round, seconds = int(state["epoch"]), float(state["seconds"])
     last_saved = time.perf_counter()
-    for epoch in range(first_epoch, task.recipe.epochs):
-        loss = train_epoch(model, data, task.recipe, optimizer, epoch=epoch, device=device)
+    for r in range(first_round, trainer.budget.rounds):
+        loss = trainer.train_round(r)
         split = data.val if len(data.val) else data.test
-        curve = {"epoch": epoch + 1, "train_loss": loss,
+        curve = {"epoch": r + 1, "step": trainer.step, "train_loss": loss,
                  "val_accuracy": evaluate(model, data, split, device=device)}
         if time.perf_counter() - last_saved < task.recipe.checkpoint_seconds:
             tune.report(curve)  # a checkpoint per epoch would cost more than the epoch here
             continue
-        snapshot = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1, "seconds": seconds + time.perf_counter() - start}
+        snapshot = {"model": model.state_dict(), **trainer.state_dict(), "epoch": r + 1,
+                    "seconds": seconds + time.perf_counter() - start}
         _report(curve, {STATE: snapshot})
         last_saved = time.perf_counter()
     values, extras = measure_all(model, data, task, device)
-    final = {**values, **extras, "final": 1, "epoch": task.recipe.epochs,
+    final = {**values, **extras, "final": 1, "epoch": trainer.budget.rounds,
              "seconds": seconds + time.perf_counter() - start,
              "genome": json.dumps(genome, sort_keys=True), **placement(started_at)}
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}

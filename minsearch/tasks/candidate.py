@@ -31,6 +31,9 @@ from minsearch.tasks.data import DataKind
 from minsearch.tasks.train import check_outputs, evaluate, fit
 
 EXPORT_FORMAT = "minsearch.candidate/1"
+# Recipe keys added after parents were first cached, at the values that train as before.
+LATER_RECIPE_DEFAULTS = {"schedule": "constant", "warmup": 0, "accumulate": 1, "precision": "auto",
+                         "channels_last": "auto", "compile": False}
 
 
 def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
@@ -41,8 +44,13 @@ def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
 def parent_key(task: TaskConfig) -> str:
     """A short hash of everything the parent's trained weights depend on."""
     recipe = task.recipe.as_dict()
-    for key in ("epochs", "device", "checkpoint_seconds"):  # no effect on the parent's weights
+    # No effect on the parent's weights: the candidates' budget, where it runs, checkpoints,
+    # and distillation (the parent is the teacher, never distilled).
+    for key in ("epochs", "steps", "device", "checkpoint_seconds", "distill"):
         recipe.pop(key)
+    for key, default in LATER_RECIPE_DEFAULTS.items():  # hashed only when set: a parent cached
+        if recipe[key] == default:                      # before they existed keeps its key
+            recipe.pop(key)
     data = {k: v for k, v in task.data.as_dict().items()
             if not (k in TEXT_DEFAULTS and v is None)}  # image keys hash as they always did
     content = {"model": task.model, "data": data, "recipe": recipe, "torch": torch.__version__}

@@ -27,6 +27,10 @@ from minsearch.tasks.weights_config import WeightsConfig
 from minsearch.yamlio import read_yaml
 
 INITS = ("parent", "scratch")
+SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+CHANNELS_LAST = ("auto", True, False)
+STEP_ROUNDS = 10  # a `steps:` budget reports progress this many times (RecipeConfig.rounds)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 # `dataset: density:NAME` (flow tasks, minsearch.tasks.density_data): 2-D sets and digits.
@@ -171,17 +175,54 @@ class DataConfig(Config):
             _require(value >= low, f"`{key}` must be an int >= {low}, but got {value!r}.")
 
 
+class DistillConfig(Config):
+    """``distill: {weight: W, temperature: T}``: a candidate learns from the unmodified parent
+    as well as from the labels, with the loss ``(1-W)*CE + W*T^2*KL(softmax(teacher/T) ||
+    softmax(student/T))`` (Hinton et al. 2015; the T^2 keeps the soft term's gradients at the
+    scale of CE's as T changes). Needs ``init: parent``: the teacher is the parent."""
+
+    weight: Number = 0.5
+    temperature: Number = 2.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, values: Any) -> Any:
+        if isinstance(values, dict) and (unknown := set(values) - set(cls.model_fields)):
+            raise UserError(unknown_keys(sorted(unknown), cls.model_fields, "`distill`"))
+        return values
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _require(0 <= self.weight <= 1,
+                 f"`distill.weight` is the share of the distillation term in [0, 1] (0: labels "
+                 f"only, 1: the parent's soft targets only), but got {self.weight}.")
+        _require(self.temperature > 0,
+                 f"`distill.temperature` must be > 0 (1: the parent's own probabilities, "
+                 f"higher: softer), but got {self.temperature}.")
+        return self
+
+
 class RecipeConfig(Config):
     """How a candidate is trained.
 
     ``init: parent`` trains the unmodified model once per search for ``parent_epochs`` and
     starts every candidate from those weights (surgery keeps what it can), then fine-tunes it
-    for ``epochs``; ``init: scratch`` trains each candidate from random weights for ``epochs``.
+    for ``epochs`` (or ``steps``: optimiser steps, for data too large to count in epochs);
+    ``init: scratch`` trains each candidate from random weights for that budget.
+
+    The recipe (:mod:`minsearch.tasks.trainer`): ``schedule`` (``constant`` or ``cosine``
+    decay to 0 at the end of the budget) after ``warmup`` (a linear ramp: ``warmup >= 1`` is a
+    number of optimiser steps, ``warmup < 1`` a fraction of the budget); ``accumulate`` N
+    batches of ``batch_size`` per optimiser step; ``precision`` of the forward pass (``auto``:
+    bf16 autocast on CUDA, fp32 on the CPU; ``fp16`` adds a grad scaler); ``channels_last``
+    (``auto``: for convnets on CUDA); ``compile`` (``torch.compile`` the training forward);
+    ``distill`` (:class:`DistillConfig`).
     """
 
     init: str = "parent"
     parent_epochs: Integer = 10
-    epochs: Integer = 2
+    epochs: Integer | None = None  # 2 when `steps` is not set either
+    steps: Integer | None = None
     batch_size: Integer = 64
     optimizer: str = "adamw"
     lr: Number = 3e-3
@@ -189,9 +230,34 @@ class RecipeConfig(Config):
     momentum: Number = 0.9
     grad_clip: Number | None = 1.0
     label_smoothing: Number = 0.0
+    schedule: str = "constant"
+    warmup: Number = 0
+    accumulate: Integer = 1
+    precision: str = "auto"
+    channels_last: bool | str = "auto"
+    compile: bool = False
+    distill: DistillConfig | None = None
     seed: Integer = 0
     device: str = "auto"
     checkpoint_seconds: Number = 30.0  # a trial saves a resumable checkpoint at most this often
+
+    @property
+    def rounds(self) -> int:
+        """How many times a trial reports progress (a curve point, maybe a checkpoint; ASHA's
+        time unit): once per epoch, or :data:`STEP_ROUNDS` times over a ``steps`` budget."""
+        return self.epochs if self.steps is None else min(self.steps, STEP_ROUNDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        epochs, steps = values.get("epochs"), values.get("steps")
+        if epochs is not None and steps is not None:
+            raise UserError(f"Give the training budget as `epochs` or as `steps`, not both, "
+                            f"but got epochs={epochs!r} and steps={steps!r}; remove one.")
+        return values if steps is not None else {**values, "epochs": 2 if epochs is None
+                                                 else epochs}
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -205,9 +271,10 @@ class RecipeConfig(Config):
                  f"{self.optimizer!r}.")
         _require(self.device in DEVICES,
                  f"`device` must be one of {', '.join(DEVICES)}, but got {self.device!r}.")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "steps", "batch_size", "accumulate"):
             value = getattr(self, name)
-            _require(value >= 1, f"`{name}` must be an int >= 1, but got {value!r}.")
+            _require(value is None or value >= 1,
+                     f"`{name}` must be an int >= 1, but got {value!r}.")
         _require(self.parent_epochs >= 0,
                  f"`parent_epochs` must be an int >= 0, but got {self.parent_epochs!r}.")
         _require(self.lr > 0, f"`lr` must be > 0, but got {self.lr}.")
@@ -217,7 +284,26 @@ class RecipeConfig(Config):
                  f"`grad_clip` must be > 0 or null, but got {self.grad_clip}.")
         _require(0 <= self.label_smoothing < 1,
                  f"`label_smoothing` must be in [0, 1), but got {self.label_smoothing}.")
+        self._check_recipe()
         return self
+
+    def _check_recipe(self) -> None:
+        """The schedule, precision and distillation keys."""
+        for key, known in (("schedule", SCHEDULES), ("precision", PRECISIONS),
+                           ("channels_last", CHANNELS_LAST)):
+            value = getattr(self, key)
+            _require(value in known,
+                     f"`{key}` must be one of {', '.join(str(k).lower() for k in known)}, but "
+                     f"got {value!r}.")
+        _require(0 <= self.warmup < 1 or float(self.warmup).is_integer(),
+                 f"`warmup` is a number of optimiser steps (a whole number >= 1) or a fraction "
+                 f"of the budget in [0, 1), but got {self.warmup}; e.g. 100 or 0.05.")
+        _require(self.steps is None or self.warmup < max(1, self.steps),
+                 f"`warmup: {self.warmup}` steps leaves nothing of the `steps: {self.steps}` "
+                 f"budget; make it shorter (e.g. a fraction: 0.05).")
+        _require(self.distill is None or self.init == "parent",
+                 f"`distill` learns from the parent, so it needs `init: parent`, but got "
+                 f"`init: {self.init}`; set `init: parent` or remove `distill`.")
 
 
 class MeasureConfig(Config):
@@ -329,6 +415,9 @@ class TaskConfig(Config):
         if self.weights is not None and self.recipe.init != "parent":
             raise UserError(f"`weights` are the parent every candidate starts from, so they "
                             f"need `init: parent`, but got `init: {self.recipe.init}`.")
+        _require(self.recipe.distill is None or self.data.kind != "density",
+                 f"`distill` matches a classifier's output probabilities; a density model "
+                 f"(`dataset: {self.data.dataset}`) has none: remove `distill`.")
         return self
 
     def to_flat(self) -> dict[str, Any]:
