@@ -36,7 +36,7 @@ def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
 def parent_key(task: TaskConfig) -> str:
     """A short hash of everything the parent's trained weights depend on."""
     recipe = task.recipe.as_dict()
-    for key in ("epochs", "device", "checkpoint_seconds"):  # no effect on the parent's weights
+    for key in ("epochs", "seeds", "device", "checkpoint_seconds"):  # not the parent's weights
         recipe.pop(key)
     data = {k: v for k, v in task.data.as_dict().items()
             if not (k in TEXT_DEFAULTS and v is None)}  # image keys hash as they always did
