@@ -1,7 +1,8 @@
 """Trial hooks: functions a plugin registers to run at the start of every trial.
 
 A hook is called in the trial's worker, after the worker has loaded the space's plugins and
-before it builds the candidate for each training seed, with a :class:`TrialStart`. A hook
+built the candidate for a training seed, before it trains that seed (once per seed; a genome
+refused by a budget is never trained and calls no hook), with a :class:`TrialStart`. A hook
 that raises fails the trial with that error as its reason (recorded like any other failure).
 Hooks are for observing and testing a search (log every training run, inject a failure), not
 for changing what a trial trains: they get a copy of the trial's choices and nothing they

@@ -29,8 +29,9 @@ weights with that seed. Results:
   the error is raised (the trial ends ERROR, Optuna FAIL). A retry (``max_failures``) of a
   deterministic failure re-raises at once instead of training again.
 
-Before it builds the candidate for a seed, a trial imports the space's plugins and runs the
-registered trial hooks (:mod:`minsearch.search.hooks`); a hook that raises fails the trial.
+A trial imports the space's plugins first; it runs the registered trial hooks
+(:mod:`minsearch.search.hooks`) after it has built the candidate for a seed and before it
+trains it (a genome over a budget never reaches them); a hook that raises fails the trial.
 """
 
 from __future__ import annotations
@@ -170,8 +171,6 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
             continue
         current = progress["current"]
         current = current if current is not None and current["seed"] == seed else None
-        run_trial_hooks(TrialStart(tune.get_context().get_trial_id(), dict(params),
-                                   int(current["epoch"]) if current else 0, seed))
         seed_task = task.replace(recipe=task.recipe.replace(seed=seed))
         model, genome = build_candidate(seed_task, genome_rules(genes, params), data,
                                         parent_state=payload.get("parent_state"),
@@ -182,6 +181,8 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
             if reason is not None:  # told PRUNED: no objective but the costs
                 tune.report({**costs, "rejected": 1, "reason": reason, "epoch": 0})
                 return
+        run_trial_hooks(TrialStart(tune.get_context().get_trial_id(), dict(params),
+                                   int(current["epoch"]) if current else 0, seed))
         _train_seed(model, seed_task, data, device, current, done, spent,
                     epoch_offset=index * task.recipe.epochs)
         values, extras = measure_all(model, data, task, device, skip=set(costs))
