@@ -74,7 +74,8 @@ def front_table(frame: pd.DataFrame, directions: dict[str, str], title: str,
     table.add_column("changes (vs all keep)")
     for name, direction in directions.items():
         table.add_column(f"{name} {'↑' if direction == 'max' else '↓'}", justify="right")
-    change = constraint.change if constraint is not None else "worsening"
+    change = (f"{constraint.objective} {constraint.change}" if constraint is not None
+              else "worsening")
     table.add_column(f"{change} [interval]", justify="right")
     table.add_column("on front", justify="right")
     if frame.empty or "pareto" not in frame:

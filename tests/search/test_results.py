@@ -174,3 +174,14 @@ def test_one_seed_keeps_the_point_decision_and_measures_no_stability():
     assert frame["feasibility"].tolist() == ["feasible", "feasible", "infeasible"]
     assert frame["worsening:lo"].isna().all() and frame["accuracy:lo"].isna().all()
     assert frame["stability"].isna().all()
+
+
+def test_the_front_figure_draws_uncertain_candidates_with_their_interval(tmp_path):
+    from minsearch.search.plot import plot_front
+
+    records = [seeded("base", [0.90, 0.94, 0.92], 100, 1, norm="keep"),
+               seeded("noisy", [0.86, 0.95, 0.93], 50, 2)]
+    frame = results_frame(records, GENES, DIRS, drop(0.02))
+    assert frame["feasibility"].tolist() == ["feasible", "uncertain"]
+    path = plot_front(frame, DIRS, drop(0.02), tmp_path / "front.png")
+    assert path is not None and path.stat().st_size > 1000
