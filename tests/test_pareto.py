@@ -103,3 +103,31 @@ def test_pareto_module_stays_pure():
                 if isinstance(n, ast.Import)} | {
         (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not imported & {"ray", "optuna", "mlflow", "torch"}
+
+
+def test_seed_resamples_enumerate_every_draw_for_few_seeds():
+    from minsearch.pareto import seed_resamples
+
+    draws = seed_resamples(3)
+    assert draws.shape == (27, 3) and len({tuple(d) for d in draws}) == 27
+    assert seed_resamples(6, limit=50).shape == (50, 6)  # 6**6 draws: sampled instead
+
+
+def test_front_stability_counts_resamples_where_a_point_stays_non_dominated():
+    from minsearch.pareto import front_stability
+
+    # (n_seeds=2, n_points=3, 2 objectives): point 2 wins on seed 1 only.
+    samples = np.array([[[0.9, 10], [0.8, 5], [0.85, 12]],
+                        [[0.92, 10], [0.86, 5], [0.95, 12]]])
+    shares = front_stability(samples, ["max", "min"])
+    np.testing.assert_allclose(shares, [1.0, 1.0, 0.25])
+    with pytest.raises(ValueError, match="n_seeds, n_points, n_objectives"):
+        front_stability(samples[0], ["max", "min"])
+
+
+def test_dominated_by_compares_points_with_another_set():
+    from minsearch.pareto import dominated_by
+
+    mask = dominated_by([[0.8, 12], [0.95, 12], [0.9, 10]], [[0.9, 10]], ["max", "min"])
+    assert mask.tolist() == [True, False, False]  # equal is not dominated
+    assert dominated_by([[0.8, 12]], np.zeros((0, 2)), ["max", "min"]).tolist() == [False]

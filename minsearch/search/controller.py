@@ -154,7 +154,8 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
     scheduler = None
     if plan.space.asha_grace_epochs:
         scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
-                                  max_t=plan.task.recipe.rounds,
+                                  max_t=plan.task.recipe.rounds
+                                  * len(plan.task.recipe.seed_list),  # rounds count over seeds
                                   grace_period=plan.space.asha_grace_epochs,
                                   stop_last_trials=False)
     callback = SearchCallback(plan.run, plan.directions, plan.gene_names, plan.baseline,

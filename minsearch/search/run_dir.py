@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from minsearch.tracking import TrackingFiles
 
 STUDY_NAME = "minsearch"
-BOOLEAN_COLUMNS = ("baseline", "feasible", "pareto")
+BOOLEAN_COLUMNS = ("baseline", "feasible", "pareto", "contender")
 DAMAGE_HELP = "docs/search.md, 'A damaged run folder', says what can be rebuilt"
 STATUSES = ("created", "running", "finished", "incomplete", "interrupted", "failed")
 
@@ -346,8 +346,8 @@ class RunDir:
         _atomic_write(self.front_json, json.dumps(summary, indent=2, default=float))
 
     def read_results(self) -> pd.DataFrame:
-        """``results.csv`` with ``baseline``, ``feasible`` and ``pareto`` as booleans and
-        ``trial_id`` as text."""
+        """``results.csv`` with ``baseline``, ``feasible``, ``pareto`` and ``contender`` as
+        booleans and ``trial_id`` as text."""
         import pandas as pd
 
         if not self.results_csv.is_file():

@@ -44,9 +44,9 @@ def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
 def parent_key(task: TaskConfig) -> str:
     """A short hash of everything the parent's trained weights depend on."""
     recipe = task.recipe.as_dict()
-    # No effect on the parent's weights: the candidates' budget, where it runs, checkpoints,
-    # and distillation (the parent is the teacher, never distilled).
-    for key in ("epochs", "steps", "device", "checkpoint_seconds", "distill"):
+    # No effect on the parent's weights: the candidates' budget and seeds, where it runs,
+    # checkpoints, and distillation (the parent is the teacher, never distilled).
+    for key in ("epochs", "steps", "seeds", "device", "checkpoint_seconds", "distill"):
         recipe.pop(key)
     for key, default in LATER_RECIPE_DEFAULTS.items():  # hashed only when set: a parent cached
         if recipe[key] == default:                      # before they existed keeps its key

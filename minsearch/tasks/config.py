@@ -217,6 +217,10 @@ class RecipeConfig(Config):
     bf16 autocast on CUDA, fp32 on the CPU; ``fp16`` adds a grad scaler); ``channels_last``
     (``auto``: for convnets on CUDA); ``compile`` (``torch.compile`` the training forward);
     ``distill`` (:class:`DistillConfig`).
+
+    ``seeds``: how many times each candidate (and the baseline) is trained, each time with
+    another training seed: a count ``n`` means ``seed, seed + 1, ..., seed + n - 1``; a list
+    names the seeds. The parent is trained once, with ``seed``.
     """
 
     init: str = "parent"
@@ -238,6 +242,7 @@ class RecipeConfig(Config):
     compile: bool = False
     distill: DistillConfig | None = None
     seed: Integer = 0
+    seeds: Integer | tuple[Integer, ...] = 1
     device: str = "auto"
     checkpoint_seconds: Number = 30.0  # a trial saves a resumable checkpoint at most this often
 
@@ -259,8 +264,23 @@ class RecipeConfig(Config):
         return values if steps is not None else {**values, "epochs": 2 if epochs is None
                                                  else epochs}
 
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The training seeds of every candidate, in the order they are trained."""
+        if isinstance(self.seeds, int):
+            return tuple(range(self.seed, self.seed + self.seeds))
+        return tuple(self.seeds)
+
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if isinstance(self.seeds, int):
+            _require(self.seeds >= 1, f"`seeds` must be a count >= 1 or a list of seeds, but "
+                                      f"got {self.seeds}; e.g. `seeds: 3` (seeds {self.seed}, "
+                                      f"{self.seed + 1}, {self.seed + 2}).")
+        else:
+            _require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds),
+                     f"`seeds` as a list must name distinct seeds, but got {list(self.seeds)}; "
+                     f"e.g. `seeds: [0, 1, 2]` or a count, `seeds: 3`.")
         _require(self.checkpoint_seconds >= 0,
                  f"`checkpoint_seconds` must be >= 0 (0: after every epoch), but got "
                  f"{self.checkpoint_seconds}.")
@@ -306,6 +326,11 @@ class RecipeConfig(Config):
                  f"`init: {self.init}`; set `init: parent` or remove `distill`.")
 
 
+# Budget keys of the task and the cost objective each limits (measured before training).
+BUDGETS = {"max_param_bytes": "param_bytes", "max_flops": "flops",
+           "max_peak_mem_infer_bytes": "peak_mem_infer_bytes"}
+
+
 class MeasureConfig(Config):
     """What is measured on each trained candidate, and the knobs of those measurements.
 
@@ -315,6 +340,10 @@ class MeasureConfig(Config):
     objectives: tuple[str, ...] = ("accuracy", "param_bytes", "latency_ms")
     max_accuracy_drop: Number | None = None
     max_loss_increase: Number | None = None  # the same constraint when `loss` is first
+    confidence: Number = 0.9  # of the intervals that judge the constraint (two-sided)
+    max_param_bytes: Number | None = None  # budgets: a candidate over one is not trained
+    max_flops: Number | None = None
+    max_peak_mem_infer_bytes: Number | None = None
     max_inversion_error: Number | None = None  # flows: a larger inversion_error fails the trial
     noise_rate: Number = 0.05  # noisy_loss: fraction of input elements randomised
     latency_batch: Integer = 1
@@ -333,8 +362,22 @@ class MeasureConfig(Config):
             return self.max_accuracy_drop
         return self.max_loss_increase
 
+    @property
+    def budgets(self) -> dict[str, float]:
+        """``{cost objective: largest allowed value}`` of the budgets the task sets."""
+        limits = {name: getattr(self, key) for key, name in BUDGETS.items()}
+        return {name: float(limit) for name, limit in limits.items() if limit is not None}
+
     @model_validator(mode="after")
     def _check(self) -> Self:
+        _require(0.5 <= self.confidence < 1,
+                 f"`confidence` is the two-sided confidence of the intervals that judge "
+                 f"the constraint, in [0.5, 1), but got {self.confidence}; e.g. 0.9.")
+        for key in BUDGETS:
+            value = getattr(self, key)
+            _require(value is None or value > 0,
+                     f"`{key}` is a budget: a candidate above it is not trained; it must be "
+                     f"> 0 or left out, but got {value}.")
         _require(len(self.objectives) >= 1 and len(set(self.objectives)) == len(
             self.objectives), f"`objectives` must list distinct objective names, but got "
                               f"{list(self.objectives)}.")
