@@ -103,3 +103,14 @@ def test_pareto_module_stays_pure():
                 if isinstance(n, ast.Import)} | {
         (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not imported & {"ray", "optuna", "mlflow", "torch"}
+
+
+def test_hypervolume_contributions():
+    # By hand, reference (0, 2): A (1.0, 1.0) alone holds (0.9, 1] x [1, 2) = 0.1; B (0.9,
+    # 0.5) alone holds [0, 0.9] x [0.5, 1) = 0.45 less what C (0.8, 0.6), which B dominates,
+    # covers of it: [0, 0.8] x [0.6, 1) = 0.32. A duplicate of B: neither adds anything.
+    values = [[1.0, 1.0], [0.9, 0.5], [0.8, 0.6]]
+    np.testing.assert_allclose(pareto.hypervolume_contributions(values, ["max", "min"], [0, 2]),
+                               [0.1, 0.13, 0.0], atol=1e-12)
+    twice = pareto.hypervolume_contributions(values + [[0.9, 0.5]], ["max", "min"], [0, 2])
+    np.testing.assert_allclose(twice, [0.1, 0.0, 0.0, 0.0], atol=1e-12)
