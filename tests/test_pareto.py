@@ -114,3 +114,15 @@ def test_hypervolume_contributions():
                                [0.1, 0.13, 0.0], atol=1e-12)
     twice = pareto.hypervolume_contributions(values + [[0.9, 0.5]], ["max", "min"], [0, 2])
     np.testing.assert_allclose(twice, [0.1, 0.0, 0.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [2, 3, 4])
+def test_hypervolume_contributions_are_leave_one_out_differences(dims):
+    rng = np.random.default_rng(dims)
+    points = np.round(rng.random((15, dims)), 1)  # rounded: ties and duplicates happen
+    directions, ref = ["min"] * dims, [1.05] * dims
+    total = pareto.hypervolume(points, directions, ref)
+    expected = [total - pareto.hypervolume(np.delete(points, i, axis=0), directions, ref)
+                for i in range(len(points))]
+    np.testing.assert_allclose(pareto.hypervolume_contributions(points, directions, ref),
+                               expected, atol=1e-12)

@@ -36,6 +36,7 @@ means: a candidate stopped at a lower rung never enters it with its early values
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,16 +193,25 @@ def promotion_order(values: np.ndarray, directions: Sequence[str],
                     reference: Sequence[float]) -> list[int]:
     """Row indices of ``values`` best first: by non-dominated rank, then by hypervolume
     contribution within that rank (larger first), then by row (earlier first)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return []
+    rows = tuple(tuple(float(v) for v in row) for row in np.asarray(values, dtype=float))
+    return list(_order(rows, tuple(directions), tuple(float(r) for r in reference)))
+
+
+@functools.lru_cache(maxsize=256)
+def _order(rows: tuple[tuple[float, ...], ...], directions: tuple[str, ...],
+           reference: tuple[float, ...]) -> tuple[int, ...]:
+    """:func:`promotion_order`, memoised: a rung's ranking is asked for again at every
+    decision until a new result reaches that rung (hypervolumes in 4 objectives cost ms)."""
+    if not rows:
+        return ()
+    values = np.array(rows)
     ranks = non_dominated_sort(values, directions)
     contribution = np.zeros(len(values))
     for rank in np.unique(ranks):
         members = np.nonzero(ranks == rank)[0]
         contribution[members] = hypervolume_contributions(values[members], directions,
                                                           reference)
-    return sorted(range(len(values)), key=lambda i: (ranks[i], -contribution[i], i))
+    return tuple(sorted(range(len(values)), key=lambda i: (ranks[i], -contribution[i], i)))
 
 
 def _reference(directions: Sequence[str]) -> list[float]:
