@@ -181,9 +181,12 @@ def observed_front(table: Table, observed: dict[int, np.ndarray], baseline: np.n
     return [g for g, keep in zip(names, mask, strict=True) if keep]
 
 
-def sampler_replay(table: Table, sampler: str, trials: int, seed: int) -> tuple[list[int], int]:
+def sampler_replay(table: Table, sampler: str, trials: int, seed: int, *,
+                   per_replay: bool = False) -> tuple[list[int], int]:
     """One replay of an Optuna sampler for ``trials`` full-budget evaluations, each with one
-    seed drawn at random; its reported front and the epochs it spent."""
+    seed drawn at random (``per_replay``: one seed drawn for the whole replay, as a search
+    with one ``seed`` in its task trains every trial); its reported front and the epochs it
+    spent."""
     import optuna
 
     from minsearch.search.samplers import make_sampler
@@ -191,6 +194,7 @@ def sampler_replay(table: Table, sampler: str, trials: int, seed: int) -> tuple[
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
+    replay_seed = int(rng.integers(table.seeds))
     labels = {g: sorted({p[g] for p in table.params}, key=lambda x: (x != KEEP, x))
               for g in table.genes}
     genes = [Gene(g, "gene", (g,), tuple(labels[g]), {x: x for x in labels[g]})
@@ -215,7 +219,7 @@ def sampler_replay(table: Table, sampler: str, trials: int, seed: int) -> tuple[
             study.enqueue_trial(table.params[int(rng.choice(unseen))])
             continue
         seen.add(genome)
-        s = int(rng.integers(table.seeds))
+        s = replay_seed if per_replay else int(rng.integers(table.seeds))
         if table.failed(genome, s):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
@@ -264,9 +268,10 @@ def halving_replay(table: Table, rungs: Sequence[Rung], reduction: float, budget
 Strategy = Callable[[Table, float, int], tuple[list[int], int]]
 
 
-def sampler_strategy(name: str) -> Strategy:
+def sampler_strategy(name: str, per_replay: bool = False) -> Strategy:
     def run(table: Table, budget: float, seed: int) -> tuple[list[int], int]:
-        return sampler_replay(table, name, max(1, round(budget * table.size)), seed)
+        return sampler_replay(table, name, max(1, round(budget * table.size)), seed,
+                              per_replay=per_replay)
 
     return run
 
@@ -279,12 +284,27 @@ def halving_strategy(rungs: Sequence[Rung], reduction: float) -> Strategy:
     return run
 
 
-def strategies(epochs: int) -> dict[str, Strategy]:
-    """Every strategy the benchmark compares, by name (``epochs``: the full budget)."""
-    return {
+def parse_halving(spec: str) -> tuple[list[Rung], float]:
+    """``"1x1+0.05,8x1+0.02,8x3/3"``: rungs of EPOCHSxSEEDS[+SLACK], then ``/REDUCTION``."""
+    rungs_text, _, reduction = spec.partition("/")
+    rungs = []
+    for part in rungs_text.split(","):
+        budget, _, slack = part.partition("+")
+        epochs, seeds = budget.split("x")
+        rungs.append(Rung(int(epochs), int(seeds), float(slack or 0)))
+    return rungs, float(reduction or 3)
+
+
+def strategies(epochs: int, halving: Sequence[str] = ()) -> dict[str, Strategy]:
+    """Every strategy the benchmark compares, by name (``epochs``: the full budget), plus a
+    halving strategy per spec in ``halving`` (:func:`parse_halving`)."""
+    extra = {f"halving[{spec}]": halving_strategy(*parse_halving(spec)) for spec in halving}
+    return {**extra,
         "random": sampler_strategy("random"),
         "nsga2": sampler_strategy("nsga2"),
         "tpe": sampler_strategy("tpe"),
+        "nsga2-1seed": sampler_strategy("nsga2", per_replay=True),  # the tool today
+        "tpe-1seed": sampler_strategy("tpe", per_replay=True),
         "random-3seeds": halving_strategy([Rung(epochs, 3)], 3),
         "halving": halving_strategy([Rung(1, 1, slack=0.05), Rung(epochs, 1, slack=0.02),
                                      Rung(epochs, 3)], 3),
@@ -305,7 +325,7 @@ def summary(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:
 
 
 def run_replays(path: Path, replays: int, budgets: Sequence[float],
-                names: Sequence[str] | None = None) -> None:
+                names: Sequence[str] | None = None, halving: Sequence[str] = ()) -> None:
     """Print strategies x budgets (mean ± sd over ``replays``) and which strategy reaches the
     target (>= 0.95 of the gain, <= 30% false discoveries) at the least compute."""
     table = load_table(path)
@@ -313,13 +333,14 @@ def run_replays(path: Path, replays: int, budgets: Sequence[float],
     print(f"table: {table.size} genomes x {table.seeds} seeds x {table.epochs} epochs; true "
           f"front {len(true.front)} genomes, hypervolume {true.hv_front:.4f} (baseline alone "
           f"{true.hv_baseline:.4f}); {int(true.feasible.sum())} feasible")
-    print(f"{'strategy':<14} {'budget':>6} {'compute':>8} {'hv':>13} {'gain':>13} "
+    print(f"{'strategy':<28} {'budget':>6} {'compute':>8} {'hv':>13} {'gain':>13} "
           f"{'false disc.':>13} {'front':>5}")
     reached: dict[str, float] = {}
-    chosen = strategies(table.epochs)
+    chosen = strategies(table.epochs, halving)
+    names = [*names, *(f"halving[{spec}]" for spec in halving)] if names else None
     for name, budget in itertools.product(names or list(chosen), budgets):
         m = summary(replay_scores(table, chosen[name], budget, replays))
-        print(f"{name:<14} {budget:>6.2f} {m['compute'][0]:>8.3f} "
+        print(f"{name:<28} {budget:>6.2f} {m['compute'][0]:>8.3f} "
               f"{m['hv'][0]:>7.4f}±{m['hv'][1]:.3f} {m['gain'][0]:>7.3f}±{m['gain'][1]:.3f} "
               f"{m['false'][0]:>7.3f}±{m['false'][1]:.3f} {m['size'][0]:>5.1f}", flush=True)
         if m["gain"][0] >= 0.95 and m["false"][0] <= 0.30 and name not in reached:

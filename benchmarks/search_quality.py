@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--replays", type=int, default=20)
     r.add_argument("--budgets", default="0.1,0.2,0.3,0.5")
     r.add_argument("--strategies", default=None, help="comma-separated; default: all")
+    r.add_argument("--halving", action="append", default=[],
+                   help="an extra halving strategy, e.g. '1x1+0.05,8x1,8x3/3' (rungs of "
+                        "EPOCHSxSEEDS[+SLACK], then /REDUCTION); repeatable")
     args = parser.parse_args(argv)
     if args.command == "build":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.quality_replay import run_replays
 
         run_replays(args.table, args.replays, [float(b) for b in args.budgets.split(",")],
-                    None if args.strategies is None else args.strategies.split(","))
+                    None if args.strategies is None else args.strategies.split(","),
+                    args.halving)
 
 
 if __name__ == "__main__":

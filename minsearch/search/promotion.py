@@ -161,6 +161,17 @@ class HalvingState:
         self.values[key] = tuple(float(v) for v in values)
         self._close(genome)
 
+    def abandon(self, job: Job, config: HalvingConfig) -> None:
+        """``job`` will never report (its trial was lost: a driver killed before its
+        snapshot): roll each seed back to its last recorded rung epoch, so that :func:`decide`
+        issues the rest again and nothing is lost or trained twice (the caller keeps a
+        checkpoint at every rung epoch)."""
+        for w in job.work:
+            recorded = [e for e in rung_epochs(config, w.start, w.stop)
+                        if (job.genome, w.seed, e) in self.values]
+            self.trained[(job.genome, w.seed)] = max(recorded, default=w.start)
+        self.pending.pop((job.genome, job.rung), None)
+
     def record_failure(self, genome: str) -> None:
         """``genome`` failed (diverged): never promoted, never on the front."""
         self.failed.add(genome)
@@ -266,11 +277,13 @@ def _job(config: HalvingConfig, state: HalvingState, genome: str | None, rung: i
 
 def decide(config: HalvingConfig, state: HalvingState) -> Job | None:
     """What to run next: the baseline up to the top rung first, then the first promotion due
-    (highest rung first), else a new genome at rung 0 (``Job.genome`` None). None while the
-    baseline is still running and nothing else can start (a new genome can: it needs the
-    baseline only to be judged)."""
+    (highest rung first), else a new genome at rung 0 (``Job.genome`` None; it may start while
+    the baseline runs: the baseline is needed only to judge it). None when the baseline
+    failed: nothing can be judged."""
     base = state.baseline
-    if state.trained.get((base, config.seeds[0]), 0) == 0:
+    if base in state.failed:
+        return None  # nothing can be judged without it
+    if (base, config.top) not in state.pending and not state.at_rung(config, base, config.top):
         return _job(config, state, base, config.top)
     for rung in range(config.top - 1, -1, -1):
         for genome in ranked(config, state, rung):

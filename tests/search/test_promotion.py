@@ -141,6 +141,16 @@ def test_resume_mid_promotion_decides_the_same_and_trains_nothing_twice():
         assert parts[0][0] == 0
 
 
+def test_an_abandoned_job_is_issued_again_from_its_last_recorded_epoch():
+    state = HalvingState("base")
+    baseline = decide(CONFIG, state)
+    state.issue(baseline)
+    state.record("base", 0, 1, (0.80, 100))  # seed 0 reached rung 0, then the trial was lost
+    state.abandon(baseline, CONFIG)
+    assert decide(CONFIG, state) == Job("base", 2, (Work(0, 1, 4), Work(1, 0, 4)))
+    assert state.epochs_spent() == 1
+
+
 def test_a_failed_genome_is_never_promoted():
     state = HalvingState("base")
     drive(state, 3)  # base, g1, g2 at rung 0
