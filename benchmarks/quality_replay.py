@@ -149,6 +149,29 @@ def truth(table: Table) -> Truth:
                  hypervolume(values[[table.baseline]], table.directions, reference), reference)
 
 
+def describe(table: Table) -> list[str]:
+    """Facts about the table: the baseline per seed, the seed noise, and how well a short
+    training predicts the full one (Spearman's rank correlation over genomes of one seed's
+    accuracy after ``e`` epochs with the seed-averaged final accuracy)."""
+    from scipy.stats import spearmanr
+
+    final = table.acc[:, :, -1]
+    ok = ~np.isnan(final).any(axis=1)
+    lines = [f"baseline accuracy per seed: "
+             f"{', '.join(f'{a:.3f}' for a in final[table.baseline])}; same-genome accuracy "
+             f"across seeds: sd {np.nanmean(np.nanstd(final, axis=1, ddof=1)):.4f} (mean over "
+             f"genomes); failed (genome, seed): {int(np.isnan(final).sum())}"]
+    mean = final[ok].mean(axis=1)
+    parts = []
+    for e in range(table.epochs + 1):
+        rho = np.mean([spearmanr(table.acc[ok, s, e], mean).statistic
+                       for s in range(table.seeds)])
+        parts.append(f"{e}: {rho:.2f}")
+    lines.append("rank correlation of one seed's accuracy after e epochs with the seed-mean "
+                 "final accuracy: " + ", ".join(parts))
+    return lines
+
+
 @dataclass(frozen=True)
 class Score:
     hv: float
@@ -333,6 +356,7 @@ def run_replays(path: Path, replays: int, budgets: Sequence[float],
     print(f"table: {table.size} genomes x {table.seeds} seeds x {table.epochs} epochs; true "
           f"front {len(true.front)} genomes, hypervolume {true.hv_front:.4f} (baseline alone "
           f"{true.hv_baseline:.4f}); {int(true.feasible.sum())} feasible")
+    print("\n".join(describe(table)))
     print(f"{'strategy':<28} {'budget':>6} {'compute':>8} {'hv':>13} {'gain':>13} "
           f"{'false disc.':>13} {'front':>5}")
     reached: dict[str, float] = {}

@@ -157,6 +157,38 @@ def build(seeds: list[int], workers: int, out: Path, limit: int | None) -> None:
           f"({frame['seconds'].sum() / max(len(frame), 1):.1f} s per training)")
 
 
+def remeasure_costs(path: Path) -> None:
+    """Measure the cost-only objectives of every genome of the table at ``path`` again (on
+    the untrained candidate: they depend on its structure alone) and rewrite those columns;
+    no training. For a table built before a change to what a candidate holds."""
+    import pandas as pd
+    import torch
+
+    from minsearch.objectives import measure_all
+    from minsearch.search.space import genome_rules
+    from minsearch.tasks.candidate import build_candidate
+
+    _setup([0], "", parents=False)
+    task, data = _WORKER["tasks"][0], _WORKER["data"]
+    frame = pd.read_csv(path, dtype={"failed": str})
+    names = [g.name for g in _WORKER["genes"]]
+    costs = ["param_bytes", "peak_mem_infer_bytes", "flops"]
+    changed = 0
+    present = [dict(zip(names, r, strict=True))
+               for r in frame[names].drop_duplicates().itertuples(index=False)]
+    for params in present:
+        model, _ = build_candidate(task, genome_rules(_WORKER["genes"], params), data,
+                                   device=torch.device("cpu"))
+        values, _ = measure_all(model, data, task, torch.device("cpu"))
+        rows = (frame[names] == pd.Series(params)).all(axis=1)
+        old = frame.loc[rows, costs].iloc[0].to_numpy(dtype=float)
+        changed += int(any(old != [values[c] for c in costs]))
+        for c in costs:
+            frame.loc[rows, c] = values[c]
+    frame.to_csv(path, index=False, float_format="%.10g")
+    print(f"re-measured the costs of {len(present)} genomes; {changed} changed; wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--out", type=Path, default=TABLE)
     b.add_argument("--limit", type=int, default=None, help="train only the first N (timing)")
+    c = sub.add_parser("costs", help="re-measure the cost-only columns (no training)")
+    c.add_argument("--table", type=Path, default=TABLE)
     r = sub.add_parser("replay", help="replay strategies on the table (no training)")
     r.add_argument("--table", type=Path, default=TABLE)
     r.add_argument("--replays", type=int, default=20)
@@ -177,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "build":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         build(list(range(args.seeds)), args.workers, args.out, args.limit)
+    elif args.command == "costs":
+        remeasure_costs(args.table)
     else:
         sys.path.insert(0, str(ROOT))
         from benchmarks.quality_replay import run_replays
