@@ -168,3 +168,27 @@ def front_stability(samples: np.ndarray | Sequence, directions: Sequence[str]) -
     lt = np.any(means[:, :, None, :] < means[:, None, :, :], axis=3)
     dominated = np.any(le & lt, axis=1)  # (resamples, n_points)
     return 1.0 - dominated.mean(axis=0)
+
+def hypervolume_contributions(values: np.ndarray | Sequence, directions: Sequence[str],
+                              reference: Sequence[float]) -> np.ndarray:
+    """Each point's exclusive hypervolume: ``hypervolume(all) - hypervolume(all but it)``.
+
+    0 for a dominated point, for a point that does not beat ``reference`` everywhere, and for
+    each of two identical points (neither adds anything the other does not). Computed as in
+    WFG (While et al., 2012): the box between a point and the reference, less the hypervolume
+    of the other points clipped to that box (each ``max(other, point)`` in minimisation form),
+    which is small once dominated clips are dropped."""
+    ref = as_minimization([list(reference)], directions)[0]
+    points = as_minimization(values, directions)
+    contributions = np.zeros(len(points))
+    for i, point in enumerate(points):
+        if not np.all(point < ref):
+            continue
+        clipped = np.maximum(np.delete(points, i, axis=0), point)
+        clipped = clipped[np.all(clipped < ref, axis=1)]
+        covered = 0.0
+        if len(clipped):
+            clipped = np.unique(clipped, axis=0)
+            covered = _hv_min(clipped[pareto_mask(clipped, ["min"] * len(ref))], ref)
+        contributions[i] = max(float(np.prod(ref - point)) - covered, 0.0)
+    return contributions

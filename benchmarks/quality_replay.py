@@ -1,0 +1,374 @@
+"""Replays of search strategies on an exhaustive table (``benchmarks/search_quality.py``).
+
+The table holds, for every genome of a space and each of k training seeds, the test accuracy
+after every epoch and the cost-only objectives (the same for every seed). A replay runs a
+strategy against it as if it were training: each evaluation looks its values up, and the
+epochs it would have trained are counted.
+
+**The truth** is the seed-averaged table: each genome's accuracy is its mean over the k seeds
+at the full budget; feasible when that mean is at most ``limit`` below the baseline's mean;
+the true front is the feasible non-dominated set. Values are divided by the baseline's, and the
+hypervolume uses the run folder's reference point (0 for a maximised objective, 2 for a
+minimised one).
+
+**What a strategy reports** is its own front, built from the values it observed (one seed's
+accuracy for a single-fidelity sampler, a top-rung mean for the multi-fidelity one). It is
+scored on the truth:
+
+- ``hv``: the hypervolume of its members' *true* values (members infeasible on the truth
+  dropped; the baseline always counted, the user has it anyway), as a fraction of the true
+  front's;
+- ``gain``: the same hypervolume as a share of the true front's gain over the baseline alone,
+  ``(hv - hv_baseline) / (hv_front - hv_baseline)`` (1: the whole gain; 0: no better than the
+  baseline);
+- ``compute``: the epoch-trainings spent, as a fraction of the exhaustive grid's: every genome
+  trained once, with one seed, for the full budget (the k-seed table itself costs k times
+  that). Parent training (the same for every strategy) is not counted;
+- ``false``: the share of its front members that are not on the true front.
+
+Strategies: ``random``, ``nsga2``, ``tpe`` (minsearch's own samplers and defaults,
+:func:`minsearch.search.samplers.make_sampler`, driven by ask/tell as the searcher drives them:
+the baseline first, a repeated genome replaced by an unseen one at no cost, the constraint
+stored on each trial), each evaluation with one seed drawn at random from the k; and the
+multi-fidelity rule (:mod:`minsearch.search.promotion`) with new genomes drawn at random.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minsearch.objectives.constraint import Constraint
+from minsearch.pareto import hypervolume, pareto_mask
+from minsearch.search.promotion import (
+    HalvingConfig,
+    HalvingState,
+    Rung,
+    decide,
+    final_front,
+    rung_epochs,
+)
+
+COSTS = ("param_bytes", "peak_mem_infer_bytes", "flops")  # cost-only: known before training
+KEEP = "keep"
+
+
+@dataclass
+class Table:
+    """An exhaustive table: ``acc[g, s, e]`` the test accuracy of genome ``g`` trained with
+    the ``s``-th seed for ``e`` epochs (NaN where it failed), ``costs[g]`` its cost-only
+    objectives, ``params[g]`` its ``{gene: label}``."""
+
+    genes: list[str]
+    params: list[dict[str, str]]
+    acc: np.ndarray  # (genomes, seeds, epochs + 1)
+    costs: np.ndarray  # (genomes, len(COSTS))
+    baseline: int
+    limit: float = 0.02
+
+    @property
+    def epochs(self) -> int:
+        return self.acc.shape[2] - 1
+
+    @property
+    def size(self) -> int:
+        return len(self.params)
+
+    @property
+    def seeds(self) -> int:
+        return self.acc.shape[1]
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return ("max",) + ("min",) * self.costs.shape[1]
+
+    def values(self, genome: int, seed: int, epoch: int) -> np.ndarray:
+        """Observed objectives: the seed's accuracy after ``epoch`` epochs, then the costs."""
+        return np.concatenate([[self.acc[genome, seed, epoch]], self.costs[genome]])
+
+    def failed(self, genome: int, seed: int) -> bool:
+        return bool(np.isnan(self.acc[genome, seed, -1]))
+
+    def key(self, genome: int) -> str:
+        return ",".join(self.params[genome][g] for g in self.genes)
+
+
+def load_table(path: str | Path, limit: float = 0.02) -> Table:
+    """Read the CSV ``benchmarks/search_quality.py build`` writes."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"failed": str})
+    epochs = sorted(int(c[4:]) for c in frame.columns if c.startswith("acc_"))
+    first = list(frame.columns).index("seed")
+    genes = list(frame.columns[:first])
+    seeds = sorted(frame["seed"].unique())
+    frame["failed"] = frame["failed"].fillna("")
+    keys = list(dict.fromkeys(tuple(r) for r in frame[genes].astype(str).itertuples(False)))
+    index = {k: i for i, k in enumerate(keys)}
+    acc = np.full((len(keys), len(seeds), len(epochs)), np.nan)
+    costs = np.zeros((len(keys), len(COSTS)))
+    for row in frame.itertuples(index=False):
+        row = row._asdict()
+        g, s = index[tuple(str(row[n]) for n in genes)], seeds.index(row["seed"])
+        if not row["failed"]:
+            acc[g, s] = [row[f"acc_{e}"] for e in epochs]
+            costs[g] = [row[c] for c in COSTS]
+    params = [dict(zip(genes, k, strict=True)) for k in keys]
+    baseline = index[tuple(KEEP for _ in genes)]
+    return Table(genes, params, acc, costs, baseline, limit)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The seed-averaged table's front: ``values`` (genomes, objectives) divided by the
+    baseline's, the front's members, its hypervolume and the baseline's alone."""
+
+    values: np.ndarray
+    feasible: np.ndarray
+    front: frozenset[int]
+    hv_front: float
+    hv_baseline: float
+    reference: tuple[float, ...]
+
+
+def truth(table: Table) -> Truth:
+    mean = np.nanmean(table.acc[:, :, -1], axis=1)  # a genome failing one seed keeps the rest
+    values = np.column_stack([mean, table.costs]) / np.column_stack(
+        [mean[table.baseline:table.baseline + 1], table.costs[table.baseline:table.baseline + 1]])
+    ok = ~np.isnan(mean)
+    feasible = ok & (mean >= mean[table.baseline] - table.limit - 1e-12)
+    reference = tuple(0.0 if d == "max" else 2.0 for d in table.directions)
+    idx = np.nonzero(feasible)[0]
+    front = frozenset(int(i) for i in idx[pareto_mask(values[idx], table.directions)])
+    return Truth(values, feasible, front,
+                 hypervolume(values[sorted(front)], table.directions, reference),
+                 hypervolume(values[[table.baseline]], table.directions, reference), reference)
+
+
+def describe(table: Table) -> list[str]:
+    """Facts about the table: the baseline per seed, the seed noise, and how well a short
+    training predicts the full one (Spearman's rank correlation over genomes of one seed's
+    accuracy after ``e`` epochs with the seed-averaged final accuracy)."""
+    from scipy.stats import spearmanr
+
+    final = table.acc[:, :, -1]
+    ok = ~np.isnan(final).any(axis=1)
+    lines = [f"baseline accuracy per seed: "
+             f"{', '.join(f'{a:.3f}' for a in final[table.baseline])}; same-genome accuracy "
+             f"across seeds: sd {np.nanmean(np.nanstd(final, axis=1, ddof=1)):.4f} (mean over "
+             f"genomes); failed (genome, seed): {int(np.isnan(final).sum())}"]
+    mean = final[ok].mean(axis=1)
+    parts = []
+    for e in range(table.epochs + 1):
+        rho = np.mean([spearmanr(table.acc[ok, s, e], mean).statistic
+                       for s in range(table.seeds)])
+        parts.append(f"{e}: {rho:.2f}")
+    lines.append("rank correlation of one seed's accuracy after e epochs with the seed-mean "
+                 "final accuracy: " + ", ".join(parts))
+    return lines
+
+
+@dataclass(frozen=True)
+class Score:
+    hv: float
+    gain: float
+    compute: float
+    false: float
+    size: int
+
+
+def score(table: Table, true: Truth, reported: Sequence[int], epochs_spent: int) -> Score:
+    """Score a reported front on the truth (see the module docstring)."""
+    members = sorted(set(reported))
+    kept = [g for g in members if true.feasible[g]] + [table.baseline]
+    hv = hypervolume(true.values[kept], table.directions, true.reference)
+    false = sum(g not in true.front for g in members) / len(members) if members else 0.0
+    gain = (hv - true.hv_baseline) / (true.hv_front - true.hv_baseline)
+    return Score(hv / true.hv_front, gain, epochs_spent / (table.size * table.epochs), false,
+                 len(members))
+
+
+def observed_front(table: Table, observed: dict[int, np.ndarray], baseline: np.ndarray,
+                   ) -> list[int]:
+    """The feasible non-dominated genomes among ``observed`` (genome -> objectives), judged
+    against the observed ``baseline`` values."""
+    limit = Constraint("accuracy", "max", table.limit)
+    names = [g for g, v in observed.items() if limit.feasible(float(v[0]), float(baseline[0]))]
+    if not names:
+        return []
+    mask = pareto_mask(np.array([observed[g] for g in names]), table.directions)
+    return [g for g, keep in zip(names, mask, strict=True) if keep]
+
+
+def sampler_replay(table: Table, sampler: str, trials: int, seed: int, *,
+                   per_replay: bool = False) -> tuple[list[int], int]:
+    """One replay of an Optuna sampler for ``trials`` full-budget evaluations, each with one
+    seed drawn at random (``per_replay``: one seed drawn for the whole replay, as a search
+    with one ``seed`` in its task trains every trial); its reported front and the epochs it
+    spent."""
+    import optuna
+
+    from minsearch.search.samplers import make_sampler
+    from minsearch.search.space import Gene, SpaceConfig
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = np.random.default_rng(seed)
+    replay_seed = int(rng.integers(table.seeds))
+    labels = {g: sorted({p[g] for p in table.params}, key=lambda x: (x != KEEP, x))
+              for g in table.genes}
+    genes = [Gene(g, "gene", (g,), tuple(labels[g]), {x: x for x in labels[g]})
+             for g in table.genes]
+    space = SpaceConfig.from_json({"sampler": sampler, "trials": trials, "seed": seed,
+                                   "genes": [{"kind": "norm", "options": ["keep"]}]})
+    study = optuna.create_study(sampler=make_sampler(space, genes),
+                                directions=["maximize"] + ["minimize"] * len(COSTS))
+    study.enqueue_trial(table.params[table.baseline])
+    distributions = {g: optuna.distributions.CategoricalDistribution(labels[g])
+                     for g in table.genes}
+    index = {tuple(p[g] for g in table.genes): i for i, p in enumerate(table.params)}
+    seen: set[int] = set()
+    observed: dict[int, np.ndarray] = {}
+    baseline_values = None
+    while len(seen) < min(trials, table.size):
+        trial = study.ask(distributions)
+        genome = index[tuple(trial.params[g] for g in table.genes)]
+        if genome in seen:  # the searcher's rule: FAIL it, run an unseen genome instead
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            unseen = [g for g in range(table.size) if g not in seen]
+            study.enqueue_trial(table.params[int(rng.choice(unseen))])
+            continue
+        seen.add(genome)
+        s = replay_seed if per_replay else int(rng.integers(table.seeds))
+        if table.failed(genome, s):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        values = table.values(genome, s, table.epochs)
+        if baseline_values is None:
+            baseline_values = values  # the first trial is the enqueued baseline
+        trial.set_constraint("worsening", float(baseline_values[0] - values[0] - table.limit))
+        study.tell(trial, values.tolist())
+        observed[genome] = values
+    return observed_front(table, observed, baseline_values), len(seen) * table.epochs
+
+
+def halving_replay(table: Table, rungs: Sequence[Rung], reduction: float, budget: int,
+                   seed: int) -> tuple[list[int], int]:
+    """One replay of the multi-fidelity rule within ``budget`` epoch-trainings: the seeds in
+    an order drawn per replay (every genome uses the same order: paired with the baseline),
+    new genomes in a random order."""
+    rng = np.random.default_rng(seed)
+    config = HalvingConfig(tuple(rungs), table.directions,
+                           Constraint("accuracy", "max", table.limit), reduction,
+                           tuple(int(s) for s in rng.permutation(table.seeds)))
+    state = HalvingState(str(table.baseline))
+    proposals = iter(int(g) for g in rng.permutation(table.size) if g != table.baseline)
+    while True:
+        job = decide(config, state)
+        if job is None:
+            break
+        if job.genome is None:
+            genome = next(proposals, None)
+            if genome is None:
+                break
+            job = job.named(str(genome))
+        if state.epochs_spent() + job.epochs > budget:
+            break
+        state.issue(job)
+        g = int(job.genome)
+        for w in job.work:
+            if table.failed(g, w.seed):
+                state.record_failure(job.genome)
+                break
+            for epoch in rung_epochs(config, w.start, w.stop):
+                state.record(job.genome, w.seed, epoch, table.values(g, w.seed, epoch))
+    return [int(g) for g in final_front(config, state)], state.epochs_spent()
+
+
+Strategy = Callable[[Table, float, int], tuple[list[int], int]]
+
+
+def sampler_strategy(name: str, per_replay: bool = False) -> Strategy:
+    def run(table: Table, budget: float, seed: int) -> tuple[list[int], int]:
+        return sampler_replay(table, name, max(1, round(budget * table.size)), seed,
+                              per_replay=per_replay)
+
+    return run
+
+
+def halving_strategy(rungs: Sequence[Rung], reduction: float) -> Strategy:
+    def run(table: Table, budget: float, seed: int) -> tuple[list[int], int]:
+        return halving_replay(table, rungs, reduction,
+                              round(budget * table.size * table.epochs), seed)
+
+    return run
+
+
+def parse_halving(spec: str) -> tuple[list[Rung], float]:
+    """``"1x1+0.05,8x1+0.02,8x3/3"``: rungs of EPOCHSxSEEDS[+SLACK], then ``/REDUCTION``."""
+    rungs_text, _, reduction = spec.partition("/")
+    rungs = []
+    for part in rungs_text.split(","):
+        budget, _, slack = part.partition("+")
+        epochs, seeds = budget.split("x")
+        rungs.append(Rung(int(epochs), int(seeds), float(slack or 0)))
+    return rungs, float(reduction or 3)
+
+
+def strategies(epochs: int, halving: Sequence[str] = ()) -> dict[str, Strategy]:
+    """Every strategy the benchmark compares, by name (``epochs``: the full budget), plus a
+    halving strategy per spec in ``halving`` (:func:`parse_halving`)."""
+    extra = {f"halving[{spec}]": halving_strategy(*parse_halving(spec)) for spec in halving}
+    return {**extra,
+        "random": sampler_strategy("random"),
+        "nsga2": sampler_strategy("nsga2"),
+        "tpe": sampler_strategy("tpe"),
+        "nsga2-1seed": sampler_strategy("nsga2", per_replay=True),  # the tool today
+        "tpe-1seed": sampler_strategy("tpe", per_replay=True),
+        "random-3seeds": halving_strategy([Rung(epochs, 3)], 3),
+        "halving": halving_strategy([Rung(1, 1, slack=0.05), Rung(epochs, 1, slack=0.02),
+                                     Rung(epochs, 3)], 3),
+    }
+
+
+def replay_scores(table: Table, strategy: Strategy, budget: float, replays: int,
+                  ) -> list[Score]:
+    true = truth(table)
+    return [score(table, true, *strategy(table, budget, seed)) for seed in range(replays)]
+
+
+def summary(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation of each field over the replays."""
+    fields = ("hv", "gain", "compute", "false", "size")
+    return {f: (float(np.mean([getattr(s, f) for s in scores])),
+                float(np.std([getattr(s, f) for s in scores]))) for f in fields}
+
+
+def run_replays(path: Path, replays: int, budgets: Sequence[float],
+                names: Sequence[str] | None = None, halving: Sequence[str] = ()) -> None:
+    """Print strategies x budgets (mean ± sd over ``replays``) and which strategy reaches the
+    target (>= 0.95 of the gain, <= 30% false discoveries) at the least compute."""
+    table = load_table(path)
+    true = truth(table)
+    print(f"table: {table.size} genomes x {table.seeds} seeds x {table.epochs} epochs; true "
+          f"front {len(true.front)} genomes, hypervolume {true.hv_front:.4f} (baseline alone "
+          f"{true.hv_baseline:.4f}); {int(true.feasible.sum())} feasible")
+    print("\n".join(describe(table)))
+    print(f"{'strategy':<28} {'budget':>6} {'compute':>8} {'hv':>13} {'gain':>13} "
+          f"{'false disc.':>13} {'front':>5}")
+    reached: dict[str, float] = {}
+    chosen = strategies(table.epochs, halving)
+    names = [*names, *(f"halving[{spec}]" for spec in halving)] if names else None
+    for name, budget in itertools.product(names or list(chosen), budgets):
+        m = summary(replay_scores(table, chosen[name], budget, replays))
+        print(f"{name:<28} {budget:>6.2f} {m['compute'][0]:>8.3f} "
+              f"{m['hv'][0]:>7.4f}±{m['hv'][1]:.3f} {m['gain'][0]:>7.3f}±{m['gain'][1]:.3f} "
+              f"{m['false'][0]:>7.3f}±{m['false'][1]:.3f} {m['size'][0]:>5.1f}", flush=True)
+        if m["gain"][0] >= 0.95 and m["false"][0] <= 0.30 and name not in reached:
+            reached[name] = m["compute"][0]
+    for name in names or list(chosen):
+        where = f"at {reached[name]:.3f} of the grid's compute" if name in reached else "not"
+        print(f"target (gain >= 0.95, false <= 0.30) reached by {name}: {where}")
