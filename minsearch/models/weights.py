@@ -10,9 +10,11 @@ WeightsConfig`):
   ``safetensors.torch.save_file(model.state_dict(), "m.safetensors")``. Keys and shapes must
   match the model exactly: a mismatch is one :class:`UserError` listing the first few missing,
   unexpected and mis-shaped entries and the spec that was built;
-- ``timm``: ``timm.create_model(name, pretrained=True, pretrained_cfg_overlay=...)`` pointed
-  at a local ``file`` or at an ``hf_hub_id`` in the local Hugging Face cache (offline): timm's
-  own loader, which adapts ``in_chans`` and drops a classifier of another ``num_classes``;
+- ``timm``: ``timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=...))``
+  on a local ``file``, or on the file of an ``hf_hub_id`` found in the local Hugging Face cache
+  (looked up here, so timm never reaches for the network): timm's own loader, which adapts
+  ``in_chans`` and drops a classifier of another ``num_classes``; what it loads non-strictly
+  is then checked like a state dict, the adapted stem and classifier aside;
 - ``hf``: the weights an ``hf:`` spec's folder (``save_pretrained``) or cache entry holds.
 
 Nothing is ever downloaded. :func:`weights_identity` names the weights' content for the
@@ -36,6 +38,7 @@ from minsearch.models import build_model, parse_model_spec
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")  # checkpoint dicts users save
 PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DDP, torch.compile
 SHOWN = 3  # entries listed per kind of mismatch
+HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # timm's weights in a hub repo
 
 
 def _check_file(path: Path, what: str) -> None:
@@ -142,44 +145,51 @@ def build_with_weights(spec: str, *, loader: str, file: str | None = None,
     return load_state(build_model(spec), state, spec, repr(file))
 
 
+def cached_hub_file(hf_hub_id: str) -> str:
+    """The weights file of ``hf_hub_id`` in the local Hugging Face cache (``HF_HUB_CACHE``
+    or the library's default), as timm names them; never a download."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = os.environ.get("HF_HUB_CACHE")  # read now: the library read it at its import
+    for name in HUB_FILES:
+        path = try_to_load_from_cache(hf_hub_id, name, cache_dir=cache)
+        if isinstance(path, str):
+            return path
+    raise UserError(f"{hf_hub_id!r} has no {' or '.join(HUB_FILES)} in the local Hugging Face "
+                    f"cache ({cache or 'the default cache'}); minsearch never downloads: fetch "
+                    f"it where there is a network (huggingface-cli download {hf_hub_id}) or set "
+                    f"`weights: {{file: ...}}`.")
+
+
 def _timm_pretrained(spec: str, file: str | None, hf_hub_id: str | None) -> nn.Module:
     import timm
 
     parsed = parse_model_spec(spec)
     build_model(parsed, device="meta")  # a wrong name or argument: our one-line errors
-    if file is not None:
-        _check_file(Path(file).expanduser(), "timm weights file")
-        overlay = {"file": str(Path(file).expanduser()), "hf_hub_id": None, "url": None}
-    else:
-        overlay = {"hf_hub_id": hf_hub_id, "file": None, "url": None}
+    if file is None:
+        file = cached_hub_file(str(hf_hub_id))
+    _check_file(Path(file).expanduser(), "timm weights file")
+    file = str(Path(file).expanduser())
+    overlay = {"file": file, "hf_hub_id": None, "url": None}  # the file, never the network
     kwargs = {k: v for k, v in parsed.kwargs.items() if k != "pretrained"}
-    offline = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # the local cache only: minsearch never downloads
     try:
         model = timm.create_model(parsed.name, pretrained=True, pretrained_cfg_overlay=overlay,
                                   **kwargs)
     except RuntimeError as err:  # strict load_state_dict: missing / unexpected / size
-        raise UserError(f"timm could not load {file or hf_hub_id!r} into the model built from "
-                        f"{spec!r}: {_torch_mismatch(str(err))}. Build the model the weights "
-                        f"were saved from.") from None
-    except Exception as err:  # not a checkpoint, not in the cache (timm/huggingface_hub)
-        where = "the file" if file else "the local Hugging Face cache (offline)"
-        raise UserError(f"timm could not read {file or hf_hub_id!r} from {where} for "
-                        f"{spec!r}: {one_line(err)[:240]}.") from None
-    finally:
-        if offline is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = offline
-    if file is not None:  # timm loads a changed head or stem non-strictly: check the rest
-        cfg = model.pretrained_cfg
-        adapted = tuple(name for key in ("classifier", "first_conv") for name in (
-            [cfg.get(key)] if isinstance(cfg.get(key), str) else cfg.get(key) or []))
-        problems = mismatches(model, read_state_dict(file), adapted)
-        if problems:
-            raise UserError(f"timm could not load {file!r} into the model built from "
-                            f"{spec!r}: {'; '.join(problems)}. Build the model the weights "
-                            f"were saved from.")
+        raise UserError(f"timm could not load {file!r} into the model built from {spec!r}: "
+                        f"{_torch_mismatch(str(err))}. Build the model the weights were saved "
+                        f"from.") from None
+    except Exception as err:  # not a checkpoint timm can read
+        raise UserError(f"timm could not read {file!r} for {spec!r}: "
+                        f"{one_line(err)[:240]}.") from None
+    # timm loads a checkpoint for another head or stem non-strictly: check the rest here
+    cfg = model.pretrained_cfg
+    adapted = tuple(name for key in ("classifier", "first_conv") for name in (
+        [cfg.get(key)] if isinstance(cfg.get(key), str) else cfg.get(key) or []))
+    problems = mismatches(model, read_state_dict(file), adapted)
+    if problems:
+        raise UserError(f"timm could not load {file!r} into the model built from {spec!r}: "
+                        f"{'; '.join(problems)}. Build the model the weights were saved from.")
     return model
 
 
@@ -213,9 +223,11 @@ def _hf_pretrained(spec: str) -> nn.Module:
 
 def weights_identity(loader: str, file: str | None, hf_hub_id: str | None,
                      spec: str) -> str:
-    """What the weights' content is known by: the file's SHA-256, or for weights found by
-    name (an ``hf_hub_id``, an ``hf:`` folder or cache entry) the name with the size and
-    modification time of every file it resolves to."""
+    """What the weights' content is known by: the file's SHA-256 (an ``hf_hub_id``'s cached
+    file too), or for an ``hf:`` spec's weights the name with the size and modification time
+    of every file of its folder (a cache entry: the name alone)."""
+    if file is None and hf_hub_id is not None:
+        file = cached_hub_file(hf_hub_id)
     if file is not None:
         path = Path(file).expanduser()
         _check_file(path, "Weights file")

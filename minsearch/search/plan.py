@@ -120,7 +120,6 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
                  local: bool = True) -> Inputs:
     """Everything ``search`` checks before it writes or trains anything (see the module
     docstring); ``local`` is False when the trials run on a Ray cluster."""
-    import torch
 
     from minsearch.objectives import check_task
     from minsearch.search.samplers import make_sampler

@@ -35,7 +35,6 @@ from minsearch.models import check_arguments
 from minsearch.tasks.config import DataConfig
 from minsearch.tasks.data import Split
 
-
 SINGLE_CHANNEL = ("1", "L", "I", "I;16", "F")  # PIL modes read as one channel (L)
 
 

@@ -105,6 +105,27 @@ def test_timm_loader_reads_a_local_pretrained_file(tmp_path):
     assert own["fc.weight"].shape == (10, 64)
 
 
+def test_timm_loader_reads_the_local_hugging_face_cache(tmp_path, monkeypatch):
+    """An ``hf_hub_id`` is looked up in the local cache (a hub repo's snapshot layout) and
+    loaded from there: never a download."""
+    import timm
+
+    snapshot = tmp_path / "models--timm--resnet18.tiny" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
+    source = timm.create_model("resnet18", layers=[1, 1, 1, 1], channels=[16, 32, 64, 64],
+                               stem_width=16)
+    save_file(source.state_dict(), str(snapshot / "model.safetensors"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    model = build_with_weights(TIMM, loader="timm", hf_hub_id="timm/resnet18.tiny")
+    assert torch.equal(model.state_dict()["layer2.0.conv1.weight"],
+                       source.state_dict()["layer2.0.conv1.weight"])
+    with pytest.raises(UserError, match="'timm/absent' has no model.safetensors or "
+                                        "pytorch_model.bin in the local Hugging Face cache"):
+        build_with_weights(TIMM, loader="timm", hf_hub_id="timm/absent")
+
+
 def _write(folder, name, content):
     path = folder / name
     if isinstance(content, bytes):

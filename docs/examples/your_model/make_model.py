@@ -62,19 +62,14 @@ def accuracy(model: torch.nn.Module, folder: Path) -> float:
     return correct / total
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/your-model")
-    parser.add_argument("--epochs", type=int, default=15)
-    args = parser.parse_args()
-    out = Path(args.out)
+def make(out: Path, epochs: int = 15) -> float:
+    """Write the folder (unless it is there), train, save; returns the test accuracy."""
     torch.manual_seed(0)
-    torch.set_num_threads(1)
     if not (out / "digits" / "train").is_dir():
         write_folder(out / "digits")
     model = timm.create_model(MODEL, **KWARGS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(args.epochs):
+    for _ in range(epochs):
         model.train()
         for x, y in loader(out / "digits" / "train", shuffle=True):
             optimizer.zero_grad()
@@ -83,7 +78,18 @@ def main() -> None:
     test = accuracy(model, out / "digits" / "test")
     torch.save(model.state_dict(), out / "model.pt")
     save_file(model.state_dict(), str(out / "model.safetensors"))
-    (out / "made.json").write_text(json.dumps({"test_accuracy": test, "epochs": args.epochs}))
+    (out / "made.json").write_text(json.dumps({"test_accuracy": test, "epochs": epochs}))
+    return test
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/your-model")
+    parser.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    test = make(out, args.epochs)
     print(f"test accuracy {test:.4f}; saved {out / 'model.pt'} and {out / 'model.safetensors'}")
 
 
