@@ -112,7 +112,7 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
     ({"model": "timm:x", "checkpoint_seconds": -1}, "`checkpoint_seconds` must be >= 0"),
     ({"model": "timm:x", "seeds": 0}, r"`seeds` must be a count >= 1 .* got 0"),
     ({"model": "timm:x", "seeds": [1, 1]}, r"distinct seeds, but got \[1, 1\]"),
-    ({"model": "timm:x", "seeds": "three"}, "`seeds`"),
+    ({"model": "timm:x", "seeds": "three"}, r"`seeds` must be a count .* got 'three' \(str\)\.$"),
     ({"model": "timm:x", "confidence": 1.0}, r"`confidence` .* in \[0.5, 1\), but got 1.0"),
     ({"model": "timm:x", "max_flops": 0}, "`max_flops` is a budget"),
 ])
