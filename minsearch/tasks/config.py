@@ -246,6 +246,17 @@ class RecipeConfig(Config):
     device: str = "auto"
     checkpoint_seconds: Number = 30.0  # a trial saves a resumable checkpoint at most this often
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        def integer(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        ok = integer(value) or (isinstance(value, list | tuple) and all(map(integer, value)))
+        _require(ok, f"`seeds` must be a count (e.g. 3) or a list of integer seeds (e.g. "
+                     f"[0, 1, 2]), but got {value!r} ({type(value).__name__}).")
+        return value
+
     @property
     def rounds(self) -> int:
         """How many times a trial reports progress (a curve point, maybe a checkpoint; ASHA's

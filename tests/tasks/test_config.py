@@ -110,6 +110,11 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
     ({"model": "timm:x", "gpus_per_trial": -1}, "`gpus_per_trial` must be >= 0"),
     ({"model": "timm:x", "max_concurrent": 0}, "`max_concurrent` must be"),
     ({"model": "timm:x", "checkpoint_seconds": -1}, "`checkpoint_seconds` must be >= 0"),
+    ({"model": "timm:x", "seeds": 0}, r"`seeds` must be a count >= 1 .* got 0"),
+    ({"model": "timm:x", "seeds": [1, 1]}, r"distinct seeds, but got \[1, 1\]"),
+    ({"model": "timm:x", "seeds": "three"}, r"`seeds` must be a count .* got 'three' \(str\)\.$"),
+    ({"model": "timm:x", "confidence": 1.0}, r"`confidence` .* in \[0.5, 1\), but got 1.0"),
+    ({"model": "timm:x", "max_flops": 0}, "`max_flops` is a budget"),
 ])
 def test_mistakes_state_the_rule_and_value(flat, message):
     with pytest.raises(UserError, match=message):
@@ -203,3 +208,17 @@ def test_parent_key_follows_the_keys_that_change_the_parents_weights():
              {"channels_last": True}, {"compile": True}]
     keys = {parent_key(TaskConfig.from_flat({**base, **changes})) for changes in other}
     assert len(keys) == len(other) and key not in keys
+def test_seeds_count_from_the_seed_or_are_listed_and_leave_the_parent_alone():
+    from minsearch.tasks.candidate import parent_key
+
+    base = TaskConfig.from_flat({"model": "timm:x", "seed": 4})
+    assert base.recipe.seed_list == (4,)
+    three = TaskConfig.from_flat({"model": "timm:x", "seed": 4, "seeds": 3})
+    assert three.recipe.seed_list == (4, 5, 6)
+    listed = TaskConfig.from_flat({"model": "timm:x", "seeds": [9, 2]})
+    assert listed.recipe.seed_list == (9, 2)
+    assert parent_key(three) == parent_key(base)  # the parent trains once, with `seed`
+    assert TaskConfig.from_flat(three.to_flat()) == three
+    budgets = TaskConfig.from_flat({"model": "timm:x", "max_param_bytes": 1000,
+                                    "max_flops": 2e6})
+    assert budgets.measure.budgets == {"param_bytes": 1000.0, "flops": 2e6}
