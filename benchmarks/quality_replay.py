@@ -204,76 +204,108 @@ def observed_front(table: Table, observed: dict[int, np.ndarray], baseline: np.n
     return [g for g, keep in zip(names, mask, strict=True) if keep]
 
 
+class Proposer:
+    """An Optuna sampler (minsearch's, with its defaults for ``trials``) proposing genomes by
+    ask/tell as :class:`~minsearch.search.searcher.GenomeSearcher` drives it: a repeated
+    genome is told FAIL and an unseen one, drawn with ``rng``, runs instead (at no cost); the
+    constraint's value is stored on each trial before it is told."""
+
+    def __init__(self, table: Table, sampler: str, trials: int, seed: int,
+                 rng: np.random.Generator, seen: set[int]) -> None:
+        import optuna
+
+        from minsearch.search.samplers import make_sampler
+        from minsearch.search.space import Gene, SpaceConfig
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        labels = {g: sorted({p[g] for p in table.params}, key=lambda x: (x != KEEP, x))
+                  for g in table.genes}
+        genes = [Gene(g, "gene", (g,), tuple(labels[g]), {x: x for x in labels[g]})
+                 for g in table.genes]
+        space = SpaceConfig.from_json({"sampler": sampler, "trials": trials, "seed": seed,
+                                       "genes": [{"kind": "norm", "options": ["keep"]}]})
+        self.study = optuna.create_study(sampler=make_sampler(space, genes),
+                                         directions=["maximize"] + ["minimize"] * len(COSTS))
+        self.distributions = {g: optuna.distributions.CategoricalDistribution(labels[g])
+                              for g in table.genes}
+        self.index = {tuple(p[g] for g in table.genes): i for i, p in enumerate(table.params)}
+        self.table, self.rng, self.seen = table, rng, seen
+
+    def ask(self):
+        """``(trial, genome)`` for an unseen genome, or None when every genome is seen."""
+        from optuna.trial import TrialState
+
+        while len(self.seen) < self.table.size:
+            trial = self.study.ask(self.distributions)
+            genome = self.index[tuple(trial.params[g] for g in self.table.genes)]
+            if genome not in self.seen:
+                self.seen.add(genome)
+                return trial, genome
+            self.study.tell(trial, state=TrialState.FAIL)
+            unseen = [g for g in range(self.table.size) if g not in self.seen]
+            self.study.enqueue_trial(self.table.params[int(self.rng.choice(unseen))])
+        return None
+
+    def tell(self, trial, values: np.ndarray | None, baseline_first: float) -> None:
+        """COMPLETE with ``values`` and the constraint against ``baseline_first``; FAIL when
+        ``values`` is None."""
+        from optuna.trial import TrialState
+
+        if values is None:
+            self.study.tell(trial, state=TrialState.FAIL)
+            return
+        trial.set_constraint("worsening", float(baseline_first - values[0] - self.table.limit))
+        self.study.tell(trial, values.tolist())
+
+
 def sampler_replay(table: Table, sampler: str, trials: int, seed: int, *,
                    per_replay: bool = False) -> tuple[list[int], int]:
     """One replay of an Optuna sampler for ``trials`` full-budget evaluations, each with one
     seed drawn at random (``per_replay``: one seed drawn for the whole replay, as a search
     with one ``seed`` in its task trains every trial); its reported front and the epochs it
-    spent."""
-    import optuna
-
-    from minsearch.search.samplers import make_sampler
-    from minsearch.search.space import Gene, SpaceConfig
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spent. The baseline is the first evaluation."""
     rng = np.random.default_rng(seed)
     replay_seed = int(rng.integers(table.seeds))
-    labels = {g: sorted({p[g] for p in table.params}, key=lambda x: (x != KEEP, x))
-              for g in table.genes}
-    genes = [Gene(g, "gene", (g,), tuple(labels[g]), {x: x for x in labels[g]})
-             for g in table.genes]
-    space = SpaceConfig.from_json({"sampler": sampler, "trials": trials, "seed": seed,
-                                   "genes": [{"kind": "norm", "options": ["keep"]}]})
-    study = optuna.create_study(sampler=make_sampler(space, genes),
-                                directions=["maximize"] + ["minimize"] * len(COSTS))
-    study.enqueue_trial(table.params[table.baseline])
-    distributions = {g: optuna.distributions.CategoricalDistribution(labels[g])
-                     for g in table.genes}
-    index = {tuple(p[g] for g in table.genes): i for i, p in enumerate(table.params)}
-    seen: set[int] = set()
+    proposer = Proposer(table, sampler, trials, seed, rng, seen=set())
+    proposer.study.enqueue_trial(table.params[table.baseline])
     observed: dict[int, np.ndarray] = {}
-    baseline_values = None
-    while len(seen) < min(trials, table.size):
-        trial = study.ask(distributions)
-        genome = index[tuple(trial.params[g] for g in table.genes)]
-        if genome in seen:  # the searcher's rule: FAIL it, run an unseen genome instead
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            unseen = [g for g in range(table.size) if g not in seen]
-            study.enqueue_trial(table.params[int(rng.choice(unseen))])
-            continue
-        seen.add(genome)
+    spent, baseline = 0, None
+    while spent < trials and (asked := proposer.ask()) is not None:
+        trial, genome = asked
+        spent += 1
         s = replay_seed if per_replay else int(rng.integers(table.seeds))
-        if table.failed(genome, s):
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            continue
-        values = table.values(genome, s, table.epochs)
-        if baseline_values is None:
-            baseline_values = values  # the first trial is the enqueued baseline
-        trial.set_constraint("worsening", float(baseline_values[0] - values[0] - table.limit))
-        study.tell(trial, values.tolist())
-        observed[genome] = values
-    return observed_front(table, observed, baseline_values), len(seen) * table.epochs
+        values = None if table.failed(genome, s) else table.values(genome, s, table.epochs)
+        baseline = values if baseline is None else baseline  # the enqueued baseline is first
+        proposer.tell(trial, values, float(baseline[0]))
+        if values is not None:
+            observed[genome] = values
+    return observed_front(table, observed, baseline), spent * table.epochs
 
 
 def halving_replay(table: Table, rungs: Sequence[Rung], reduction: float, budget: int,
-                   seed: int) -> tuple[list[int], int]:
+                   seed: int, sampler: str | None = None) -> tuple[list[int], int]:
     """One replay of the multi-fidelity rule within ``budget`` epoch-trainings: the seeds in
     an order drawn per replay (every genome uses the same order: paired with the baseline),
-    new genomes in a random order."""
+    new genomes in a random order, or proposed by ``sampler`` told each genome's rung-0
+    values (paired against the baseline's)."""
     rng = np.random.default_rng(seed)
     config = HalvingConfig(tuple(rungs), table.directions,
                            Constraint("accuracy", "max", table.limit), reduction,
                            tuple(int(s) for s in rng.permutation(table.seeds)))
     state = HalvingState(str(table.baseline))
-    proposals = iter(int(g) for g in rng.permutation(table.size) if g != table.baseline)
-    while True:
-        job = decide(config, state)
-        if job is None:
-            break
+    order = iter(int(g) for g in rng.permutation(table.size) if g != table.baseline)
+    proposer = None
+    if sampler is not None:
+        trials = max(1, round(budget / table.epochs))
+        proposer = Proposer(table, sampler, trials, seed, rng, seen={table.baseline})
+    first, low = config.seeds[0], config.rungs[0].epochs
+    while (job := decide(config, state)) is not None:
+        trial = None
         if job.genome is None:
-            genome = next(proposals, None)
-            if genome is None:
+            asked = next(order, None) if proposer is None else proposer.ask()
+            if asked is None:
                 break
+            trial, genome = (None, asked) if proposer is None else asked
             job = job.named(str(genome))
         if state.epochs_spent() + job.epochs > budget:
             break
@@ -285,6 +317,9 @@ def halving_replay(table: Table, rungs: Sequence[Rung], reduction: float, budget
                 break
             for epoch in rung_epochs(config, w.start, w.stop):
                 state.record(job.genome, w.seed, epoch, table.values(g, w.seed, epoch))
+        if trial is not None:
+            values = None if job.genome in state.failed else table.values(g, first, low)
+            proposer.tell(trial, values, float(table.acc[table.baseline, first, low]))
     return [int(g) for g in final_front(config, state)], state.epochs_spent()
 
 
@@ -299,38 +334,46 @@ def sampler_strategy(name: str, per_replay: bool = False) -> Strategy:
     return run
 
 
-def halving_strategy(rungs: Sequence[Rung], reduction: float) -> Strategy:
+def halving_strategy(rungs: Sequence[Rung], reduction: float,
+                     sampler: str | None = None) -> Strategy:
     def run(table: Table, budget: float, seed: int) -> tuple[list[int], int]:
         return halving_replay(table, rungs, reduction,
-                              round(budget * table.size * table.epochs), seed)
+                              round(budget * table.size * table.epochs), seed, sampler)
 
     return run
 
 
-def parse_halving(spec: str) -> tuple[list[Rung], float]:
-    """``"1x1+0.05,8x1+0.02,8x3/3"``: rungs of EPOCHSxSEEDS[+SLACK], then ``/REDUCTION``."""
+def parse_halving(spec: str) -> tuple[list[Rung], float, str | None]:
+    """``"1x1+0.05,8x1+0.02,8x3/3@tpe"``: rungs of EPOCHSxSEEDS[+SLACK], then ``/REDUCTION``
+    (default 3), then ``@SAMPLER`` proposing new genomes (default: a random order)."""
+    spec, _, sampler = spec.partition("@")
     rungs_text, _, reduction = spec.partition("/")
     rungs = []
     for part in rungs_text.split(","):
         budget, _, slack = part.partition("+")
         epochs, seeds = budget.split("x")
         rungs.append(Rung(int(epochs), int(seeds), float(slack or 0)))
-    return rungs, float(reduction or 3)
+    return rungs, float(reduction or 3), sampler or None
+
+
+def default_halving(epochs: int) -> str:
+    """The halving rule's default knobs, for a table of ``epochs`` epochs."""
+    return f"1x1+0.05,{epochs}x1+0.02,{epochs}x3/3"
 
 
 def strategies(epochs: int, halving: Sequence[str] = ()) -> dict[str, Strategy]:
     """Every strategy the benchmark compares, by name (``epochs``: the full budget), plus a
     halving strategy per spec in ``halving`` (:func:`parse_halving`)."""
-    extra = {f"halving[{spec}]": halving_strategy(*parse_halving(spec)) for spec in halving}
-    return {**extra,
+    return {
         "random": sampler_strategy("random"),
         "nsga2": sampler_strategy("nsga2"),
         "tpe": sampler_strategy("tpe"),
-        "nsga2-1seed": sampler_strategy("nsga2", per_replay=True),  # the tool today
+        "nsga2-1seed": sampler_strategy("nsga2", per_replay=True),  # the tool before issue 10
         "tpe-1seed": sampler_strategy("tpe", per_replay=True),
         "random-3seeds": halving_strategy([Rung(epochs, 3)], 3),
-        "halving": halving_strategy([Rung(1, 1, slack=0.05), Rung(epochs, 1, slack=0.02),
-                                     Rung(epochs, 3)], 3),
+        "halving": halving_strategy(*parse_halving(default_halving(epochs))),
+        "halving-tpe": halving_strategy(*parse_halving(default_halving(epochs) + "@tpe")),
+        **{f"halving[{spec}]": halving_strategy(*parse_halving(spec)) for spec in halving},
     }
 
 

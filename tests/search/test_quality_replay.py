@@ -3,6 +3,8 @@ front is known by construction (seconds, no training)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pandas as pd
 import pytest
 
@@ -10,6 +12,7 @@ from benchmarks.quality_replay import (
     COSTS,
     halving_replay,
     load_table,
+    parse_halving,
     sampler_replay,
     score,
     truth,
@@ -95,10 +98,12 @@ def test_sampler_replay_spends_one_full_training_per_genome(table, sampler):
 
 def test_halving_replay_respects_the_budget_and_trains_nothing_twice(table):
     rungs = [Rung(1, 1, slack=0.05), Rung(EPOCHS, 1), Rung(EPOCHS, 3)]
-    for budget in (10, 20, 40, 100):
-        front, spent = halving_replay(table, rungs, 2, budget, seed=1)
+    for budget, sampler in itertools.product((10, 20, 40, 100), (None, "tpe")):
+        front, spent = halving_replay(table, rungs, 2, budget, seed=1, sampler=sampler)
         assert spent <= budget
         assert set(front) <= set(range(table.size))
+    assert parse_halving("1x1+0.05,2x3/2@tpe") == (
+        [Rung(1, 1, 0.05), Rung(2, 3, 0.0)], 2.0, "tpe")
     # With budget for everything, the top rung's 3-seed means are the exact means: the
     # front found equals the true one (plus the baseline when nothing dominates it).
     front, spent = halving_replay(table, [Rung(EPOCHS, 3)], 2, 1000, seed=0)
