@@ -9,7 +9,7 @@ driver never leaves half a file behind. Layout::
       task.yaml, space.yaml   the validated inputs (resume needs nothing else)
       genes.json              genes, the sites each ties, and their option specs
       search.json             :class:`Settings`: trials, directions, constraint, status, counts
-      parent/                 the trained parent's weights (``init: parent``)
+      parent/                 the parent's weights (``init: parent``: trained, or the user's)
       tune/                   Ray Tune's experiment (trial folders, checkpoints)
       optuna.db               the Optuna study (SQLite, study ``minsearch``)
       mlflow.json             MLflow state: tracking URI, parent run, trial -> run

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from minsearch.errors import UserError, one_line, user_code_error
@@ -47,8 +49,8 @@ class Source:
     dataset: Any
     labels: Any  # torch.Tensor (N,)
     user: str | None = None
-    names: list[str] | None = None
-    sizes: list[tuple[int, ...]] | None = None  # of each raw item, when known: (H, W) of a
+    names: Any = None  # (N,) numpy bytes: each item's file, relative to data_root
+    sizes: Any = None  # of each raw item, when known (a list or an (N, 2) array): (H, W) of a
     # PIL image (its channels are the pipeline's), (C, H, W) of a tensor
     hint: str = ""  # how to make images of different sizes one size
 
@@ -60,7 +62,7 @@ class Source:
         return _read_item(self.dataset, i, self.user)[0]
 
     def name(self, i: int) -> str:
-        return self.names[i] if self.names is not None else _item_name(i)
+        return os.fsdecode(self.names[i]) if self.names is not None else _item_name(i)
 
 
 def read_sources(cfg: DataConfig) -> dict[str, Split | Source]:
@@ -124,10 +126,28 @@ def _imagefolder(root: Path) -> Source:
         raise UserError(f"`data_root` {str(root)!r} holds {len(dataset.classes)} class folder "
                         f"({dataset.classes[0]!r}, {len(dataset)} images); a classifier needs "
                         f"at least two classes: add one sub-folder of images per class.")
-    names = [_relative(path, root) for path, _ in dataset.samples]
-    sizes = [_header_size(root, path) for path, _ in dataset.samples]
-    return Source(dataset, torch.tensor(dataset.targets, dtype=torch.int64), names=names,
-                  sizes=sizes, hint=RESIZE_HINT)
+    names = np.array([os.fsencode(_relative(path, root)) for path, _ in dataset.samples])
+    sizes = np.array([_header_size(root, path) for path, _ in dataset.samples], dtype=np.int32)
+    labels = torch.tensor(dataset.targets, dtype=torch.int64)
+    return Source(Files(root, names, labels), labels, names=names, sizes=sizes,
+                  hint=RESIZE_HINT)
+
+
+class Files:
+    """Image files under ``root``, read by name: item ``i`` is (the decoded image, its label).
+    Names are one numpy array of bytes, not a Python object per file: a DataLoader worker
+    that touched a million refcounts would copy the pages that hold them (what torchvision's
+    ImageFolder, a list of tuples, costs per worker)."""
+
+    def __init__(self, root: Path, names: np.ndarray, labels: torch.Tensor) -> None:
+        self.root, self.names, self.labels = root, names, labels
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        path = self.root / os.fsdecode(self.names[i])
+        return _read_image(self.root, str(path)), int(self.labels[i])
 
 
 def _header_size(root: Path, path: str) -> tuple[int, int]:
@@ -296,12 +316,16 @@ def check_sizes(source: Source, what: str, channels: int) -> None:
     """Items of one height and width, or a UserError naming two that differ and how to fix
     it (for a pipeline that does not resize: a batch must stack). PIL images are shown with
     the ``channels`` they are read as."""
-    sizes = [(channels, *s) if len(s) == 2 else s for s in source.sizes or []]
-    for i, size in enumerate(sizes):
-        if size[-2:] != sizes[0][-2:]:
-            raise UserError(f"Images of {what} differ in size: {source.name(0)} is "
-                            f"{tuple(sizes[0])} and {source.name(i)} is {tuple(size)} "
-                            f"(channels, height, width); {source.hint}.")
+    if source.sizes is None or not len(source.sizes):
+        return
+    sides = np.array([tuple(size)[-2:] for size in source.sizes])  # (N, 2): height, width
+    odd = np.flatnonzero((sides != sides[0]).any(axis=1))
+    if len(odd):
+        shown = [tuple(int(v) for v in source.sizes[i]) for i in (0, int(odd[0]))]
+        first, other = ((channels, *size) if len(size) == 2 else size for size in shown)
+        raise UserError(f"Images of {what} differ in size: {source.name(0)} is {first} and "
+                        f"{source.name(int(odd[0]))} is {other} (channels, height, width); "
+                        f"{source.hint}.")
 
 
 def describe(cfg: DataConfig) -> str:

@@ -24,6 +24,7 @@ user's ``__getitem__`` raising, images of two sizes in one batch) comes back as 
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,8 +156,13 @@ class StreamData:
                             num_workers=self.num_workers, collate_fn=_Collate(split, self.what),
                             pin_memory=pin, worker_init_fn=_one_thread,
                             persistent_workers=False, generator=generator)
+        gc.freeze()  # workers fork from here: their gc leaves the inherited objects alone,
+        try:  # so it does not copy the pages that hold them (copy-on-write)
+            batches = iter(loader)
+        finally:
+            gc.unfreeze()
         with _seeded(seed if self.num_workers == 0 else None):
-            for batch in loader:
+            for batch in batches:
                 if isinstance(batch, Problem):
                     raise UserError(batch.message)
                 x, y = batch

@@ -199,4 +199,4 @@ def test_train_and_test_folders_are_the_parts(tmp_path):
     data = load_data(config(tmp_path, eval_transform=[]), CNN)
     assert len(data.test) == 20 and len(data.train) + len(data.val) == 80
     assert len(data.val) == 20  # 0.2 / (0.6 + 0.2) of train/
-    assert os.path.dirname(data.test.source.names[0]).startswith("c")
+    assert data.test.source.name(0).startswith("c") and data.test.source.name(0).endswith(".png")
