@@ -107,12 +107,11 @@ def load_table(path: str | Path, limit: float = 0.02) -> Table:
     genes = list(frame.columns[:first])
     seeds = sorted(frame["seed"].unique())
     frame["failed"] = frame["failed"].fillna("")
-    keys = list(dict.fromkeys(tuple(r) for r in frame[genes].astype(str).itertuples(False)))
+    keys = list(dict.fromkeys(tuple(r) for r in frame[genes].astype(str).to_numpy()))
     index = {k: i for i, k in enumerate(keys)}
     acc = np.full((len(keys), len(seeds), len(epochs)), np.nan)
     costs = np.zeros((len(keys), len(COSTS)))
-    for row in frame.itertuples(index=False):
-        row = row._asdict()
+    for row in frame.to_dict("records"):  # itertuples would rename 'residual@blocks.0'
         g, s = index[tuple(str(row[n]) for n in genes)], seeds.index(row["seed"])
         if not row["failed"]:
             acc[g, s] = [row[f"acc_{e}"] for e in epochs]
@@ -299,12 +298,14 @@ def halving_replay(table: Table, rungs: Sequence[Rung], reduction: float, budget
         trials = max(1, round(budget / table.epochs))
         proposer = Proposer(table, sampler, trials, seed, rng, seen={table.baseline})
     first, low = config.seeds[0], config.rungs[0].epochs
-    while (job := decide(config, state)) is not None:
+    exhausted = False
+    while (job := decide(config, state, exhausted=exhausted)) is not None:
         trial = None
         if job.genome is None:
             asked = next(order, None) if proposer is None else proposer.ask()
             if asked is None:
-                break
+                exhausted = True  # every genome started: the rest of the budget promotes
+                continue
             trial, genome = (None, asked) if proposer is None else asked
             job = job.named(str(genome))
         if state.epochs_spent() + job.epochs > budget:

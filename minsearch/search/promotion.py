@@ -250,9 +250,11 @@ def feasible_at(config: HalvingConfig, state: HalvingState, genome: str, rung: i
     return bool(constraint.feasible(first, float(state.mean(config, state.baseline, rung)[0])))
 
 
-def ranked(config: HalvingConfig, state: HalvingState, rung: int) -> list[str]:
+def ranked(config: HalvingConfig, state: HalvingState, rung: int, *,
+           cut: bool = True) -> list[str]:
     """The candidates at ``rung`` that may be promoted from it, best first (see the module
-    docstring); the baseline is ranked with them but never listed."""
+    docstring); the baseline is ranked with them but never listed. ``cut=False``: every
+    feasible one, not only the first ``floor(n / reduction)``."""
     if not state.at_rung(config, state.baseline, rung):
         return []
     here = [g for g in state.order if g != state.baseline and state.at_rung(config, g, rung)]
@@ -262,7 +264,7 @@ def ranked(config: HalvingConfig, state: HalvingState, rung: int) -> list[str]:
     order = promotion_order(_relative(config, state, pool, rung), config.directions,
                             _reference(config.directions))
     best = [pool[i] for i in order if pool[i] != state.baseline]
-    return best[:allowed]
+    return best[:allowed] if cut else best
 
 
 def _job(config: HalvingConfig, state: HalvingState, genome: str | None, rung: int) -> Job:
@@ -275,22 +277,30 @@ def _job(config: HalvingConfig, state: HalvingState, genome: str | None, rung: i
     return Job(genome, rung, tuple(work))
 
 
-def decide(config: HalvingConfig, state: HalvingState) -> Job | None:
+def decide(config: HalvingConfig, state: HalvingState, *,
+           exhausted: bool = False) -> Job | None:
     """What to run next: the baseline up to the top rung first, then the first promotion due
     (highest rung first), else a new genome at rung 0 (``Job.genome`` None; it may start while
     the baseline runs: the baseline is needed only to judge it). None when the baseline
-    failed: nothing can be judged."""
+    failed: nothing can be judged.
+
+    ``exhausted``: no new genome can be had (every genome of the space has started): instead
+    of one, the best feasible candidate below a rung's cut is promoted (highest rung first),
+    so a budget larger than successive halving needs goes to the candidates nearest the
+    front; None when none is left."""
     base = state.baseline
     if base in state.failed:
         return None  # nothing can be judged without it
     if (base, config.top) not in state.pending and not state.at_rung(config, base, config.top):
         return _job(config, state, base, config.top)
-    for rung in range(config.top - 1, -1, -1):
-        for genome in ranked(config, state, rung):
-            if (genome, rung + 1) not in state.pending and not any(
-                    state.at_rung(config, genome, r) for r in range(rung + 1, config.top + 1)):
-                return _job(config, state, genome, rung + 1)
-    return _job(config, state, None, 0)
+    for cut in (True, False) if exhausted else (True,):
+        for rung in range(config.top - 1, -1, -1):
+            for genome in ranked(config, state, rung, cut=cut):
+                if (genome, rung + 1) not in state.pending and not any(
+                        state.at_rung(config, genome, r)
+                        for r in range(rung + 1, config.top + 1)):
+                    return _job(config, state, genome, rung + 1)
+    return None if exhausted else _job(config, state, None, 0)
 
 
 def rung_epochs(config: HalvingConfig, start: int, stop: int) -> list[int]:

@@ -151,6 +151,18 @@ def test_an_abandoned_job_is_issued_again_from_its_last_recorded_epoch():
     assert state.epochs_spent() == 1
 
 
+def test_an_exhausted_space_promotes_below_the_cut():
+    state = HalvingState("base")
+    drive(state, 7)  # g1-g4 started; g2 and g3 went up from rung 0
+    # As if no new genome could be had: rung 1 holds g2 and g3, its cut (1) lets g2 go up;
+    # then g3 goes up too (below the cut), and nothing is left (g1 and g4 are infeasible).
+    assert decide(CONFIG, state, exhausted=True) == Job("g2", 2, (Work(1, 0, 4),))
+    run_job(state, decide(CONFIG, state, exhausted=True))
+    assert decide(CONFIG, state, exhausted=True) == Job("g3", 2, (Work(1, 0, 4),))
+    run_job(state, decide(CONFIG, state, exhausted=True))
+    assert decide(CONFIG, state, exhausted=True) is None
+
+
 def test_a_failed_genome_is_never_promoted():
     state = HalvingState("base")
     drive(state, 3)  # base, g1, g2 at rung 0

@@ -19,7 +19,7 @@ from benchmarks.quality_replay import (
 )
 from minsearch.search.promotion import Rung
 
-GENES = ["a", "b"]
+GENES = ["a", "res@blocks.0"]  # a gene name as minsearch spells one
 LABELS = ["keep", "x", "y"]
 EPOCHS = 2
 # (a, b) -> (mean accuracy at the full budget, param_bytes). keep/keep is the baseline.
@@ -43,7 +43,7 @@ def write_table(path) -> None:
         for seed, noise in enumerate(NOISE):
             final = acc + noise
             curve = {f"acc_{e}": final - 0.05 * (EPOCHS - e) for e in range(EPOCHS + 1)}
-            rows.append({"a": a, "b": b, "seed": seed, **curve, "accuracy": final,
+            rows.append({"a": a, "res@blocks.0": b, "seed": seed, **curve, "accuracy": final,
                          "param_bytes": size, "peak_mem_infer_bytes": 1000, "flops": 500,
                          "failed": "", "seconds": 1.0})
     pd.DataFrame(rows).to_csv(path, index=False)
@@ -56,12 +56,12 @@ def table(tmp_path):
 
 
 def index(table, a, b):
-    return next(i for i, p in enumerate(table.params) if p == {"a": a, "b": b})
+    return next(i for i, p in enumerate(table.params) if p == {"a": a, "res@blocks.0": b})
 
 
 def test_table_and_truth(table):
     assert (table.size, table.seeds, table.epochs) == (9, 3, EPOCHS)
-    assert table.params[table.baseline] == {"a": "keep", "b": "keep"}
+    assert table.params[table.baseline] == {"a": "keep", "res@blocks.0": "keep"}
     assert table.costs.shape == (9, len(COSTS))
     true = truth(table)
     expected = {index(table, *k) for k in [("keep", "keep"), ("keep", "x"), ("x", "keep"),
