@@ -30,8 +30,9 @@ Corrupt = Callable[[torch.Tensor], torch.Tensor]
 
 class DataKind(Protocol):
     """What the training loop, candidates and objectives ask of a task's data. Implemented by
-    :class:`TaskData` (images, one label each) and :class:`~minsearch.tasks.text_data.TextData`
-    (characters, each next one a target).
+    :class:`TaskData` (images in memory, one label each), :class:`~minsearch.tasks.stream.
+    StreamData` (images read through a DataLoader) and :class:`~minsearch.tasks.text_data.
+    TextData` (characters, each next one a target).
 
     A model maps inputs ``x`` to logits of shape ``(*y.shape, num_classes)``, one prediction
     per target, so one cross-entropy over the last dim trains and evaluates every kind.

@@ -195,3 +195,17 @@ def test_weights_config_round_trips_and_fits_the_spec():
         task_with({"file": "x.pt", "loader": "timm"})
     with pytest.raises(UserError, match="need `init: parent`"):
         task_with("x.pt", init="scratch")
+
+
+def test_hf_loader_takes_the_weights_of_a_saved_folder(tmp_path):
+    """`loader: hf`: the folder an hf: spec names holds the weights (save_pretrained); a bare
+    model type builds random ones, which is refused."""
+    spec = "hf:llama?hidden_size=32&intermediate_size=64&num_hidden_layers=1" \
+           "&num_attention_heads=2&num_key_value_heads=2&vocab_size=64"
+    torch.manual_seed(0)
+    saved = build_model(spec)
+    saved.save_pretrained(tmp_path / "llama")
+    model = build_with_weights(f"hf:{tmp_path / 'llama'}", loader="hf")
+    assert all(torch.equal(v, saved.state_dict()[k]) for k, v in model.state_dict().items())
+    with pytest.raises(UserError, match="holds no weights .* save_pretrained"):
+        build_with_weights(spec, loader="hf")
