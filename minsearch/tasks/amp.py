@@ -4,9 +4,10 @@
 CUDA (same exponent range as fp32: no loss scaling needed) and fp32 on the CPU, where bf16
 pays off only with bf16 matrix instructions; a density task (flows) stays fp32 under ``auto``:
 its loss sums log-determinants over many layers, which bf16's 8-bit mantissa rounds coarsely.
-``bf16`` on the CPU (or for flows) runs only when asked. ``fp16`` needs a :class:`torch.amp.GradScaler` (its 5-bit exponent
-underflows small gradients): the loss is scaled up before backward and the gradients unscaled
-before clipping, and a step whose gradients overflowed is skipped.
+``bf16`` on the CPU (or for flows) runs only when asked. ``fp16`` needs a
+:class:`torch.amp.GradScaler` (its 5-bit exponent underflows small gradients): the loss is
+scaled up before backward and the gradients unscaled before clipping, and a step whose
+gradients overflowed is skipped.
 
 Weights stay fp32 (autocast casts per op), so checkpoints, the parent cache and the measured
 model do not depend on the precision used to train.
