@@ -9,8 +9,8 @@ its loss sums log-determinants over many layers, which bf16's 8-bit mantissa rou
 scaled up before backward and the gradients unscaled before clipping, and a step whose
 gradients overflowed is skipped.
 
-Weights stay fp32 (autocast casts per op), so checkpoints, the parent cache and the measured
-model do not depend on the precision used to train.
+Weights stay fp32 (autocast casts per op): checkpoints, the parent cache and the measured
+model are fp32 whatever precision trained them.
 """
 
 from __future__ import annotations
