@@ -126,6 +126,7 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
     from minsearch.sites import find_sites
     from minsearch.tasks.candidate import example_input, parent_model
     from minsearch.tasks.data import load_task_data
+    from minsearch.tasks.schedule import Budget, check_warmup
     from minsearch.tasks.train import check_outputs
 
     space = load_space(space_path)  # first: its plugins may register what the task names
@@ -142,6 +143,10 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
     data = load_task_data(task)
     model = parent_model(task)  # with the user's weights: read and checked against the model
     check_outputs(model, data)
+    try:  # a warm-up as long as the candidates' budget: known once the data is
+        check_warmup(task.recipe, Budget.of(task.recipe, data).total)
+    except UserError as err:
+        raise UserError(f"{task_path}: {err}") from None
     genes = resolve_genes(space, find_sites(model, example_input(data, batch=2)))
     device = trial_device(task, local=local)
     problems = unavailable_options(genes, device) if device is not None else []

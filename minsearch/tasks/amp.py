@@ -2,14 +2,15 @@
 
 ``precision`` (:class:`~minsearch.tasks.config.RecipeConfig`): ``auto`` is bf16 autocast on
 CUDA (same exponent range as fp32: no loss scaling needed) and fp32 on the CPU, where bf16
-matmuls are slower than fp32 on most CPUs; a density task (flows) stays fp32 under ``auto``,
-since log-determinants summed over many layers lose too much in bf16. ``bf16`` on the CPU runs
-only when asked. ``fp16`` needs a :class:`torch.amp.GradScaler` (its 5-bit exponent
-underflows small gradients): the loss is scaled up before backward and the gradients unscaled
-before clipping, and a step whose gradients overflowed is skipped.
+pays off only with bf16 matrix instructions; a density task (flows) stays fp32 under ``auto``:
+its loss sums log-determinants over many layers, which bf16's 8-bit mantissa rounds coarsely.
+``bf16`` on the CPU (or for flows) runs only when asked. ``fp16`` needs a
+:class:`torch.amp.GradScaler` (its 5-bit exponent underflows small gradients): the loss is
+scaled up before backward and the gradients unscaled before clipping, and a step whose
+gradients overflowed is skipped.
 
-Weights stay fp32 (autocast casts per op), so checkpoints, the parent cache and the measured
-model do not depend on the precision used to train.
+Weights stay fp32 (autocast casts per op): checkpoints, the parent cache and the measured
+model are fp32 whatever precision trained them.
 """
 
 from __future__ import annotations

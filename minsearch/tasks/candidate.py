@@ -26,14 +26,13 @@ from minsearch.errors import UserError
 from minsearch.layers.deploy import deploy_, deploy_problems
 from minsearch.models import build_model
 from minsearch.models.weights import build_with_weights, weights_identity
-from minsearch.tasks.config import TEXT_DEFAULTS, TaskConfig
+from minsearch.tasks.config import TEXT_DEFAULTS, RecipeConfig, TaskConfig
 from minsearch.tasks.data import DataKind
 from minsearch.tasks.train import check_outputs, evaluate, fit
 
 EXPORT_FORMAT = "minsearch.candidate/1"
-# Recipe keys added after parents were first cached, at the values that train as before.
-LATER_RECIPE_DEFAULTS = {"schedule": "constant", "warmup": 0, "accumulate": 1, "precision": "auto",
-                         "channels_last": "auto", "compile": False}
+# Recipe keys added after parents were first cached; their defaults train as before.
+LATER_RECIPE_KEYS = ("schedule", "warmup", "accumulate", "precision", "channels_last", "compile")
 
 
 def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
@@ -48,8 +47,8 @@ def parent_key(task: TaskConfig) -> str:
     # checkpoints, and distillation (the parent is the teacher, never distilled).
     for key in ("epochs", "steps", "seeds", "device", "checkpoint_seconds", "distill"):
         recipe.pop(key)
-    for key, default in LATER_RECIPE_DEFAULTS.items():  # hashed only when set: a parent cached
-        if recipe[key] == default:                      # before they existed keeps its key
+    for key in LATER_RECIPE_KEYS:  # hashed only when set: a parent cached before they existed
+        if recipe[key] == RecipeConfig.model_fields[key].default:  # keeps its key
             recipe.pop(key)
     data = {k: v for k, v in task.data.as_dict().items()
             if not (k in TEXT_DEFAULTS and v is None)}  # image keys hash as they always did

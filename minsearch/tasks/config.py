@@ -326,7 +326,7 @@ class RecipeConfig(Config):
             _require(value in known,
                      f"`{key}` must be one of {', '.join(str(k).lower() for k in known)}, but "
                      f"got {value!r}.")
-        _require(0 <= self.warmup < 1 or float(self.warmup).is_integer(),
+        _require(self.warmup >= 0 and (self.warmup < 1 or float(self.warmup).is_integer()),
                  f"`warmup` is a number of optimiser steps (a whole number >= 1) or a fraction "
                  f"of the budget in [0, 1), but got {self.warmup}; e.g. 100 or 0.05.")
         _require(self.steps is None or self.warmup < max(1, self.steps),

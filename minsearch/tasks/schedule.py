@@ -61,15 +61,23 @@ def warmup_steps(recipe: RecipeConfig, total: int) -> int:
     return round(recipe.warmup * total) if recipe.warmup < 1 else int(recipe.warmup)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, recipe: RecipeConfig,
-                   total: int) -> lr_scheduler.LRScheduler:
-    """The recipe's lr schedule over ``total`` optimiser steps; call ``step()`` after each
-    optimiser step."""
+def check_warmup(recipe: RecipeConfig, total: int) -> int:
+    """The warm-up's length in steps; a :class:`UserError` when it fills a budget of
+    ``total`` steps. ``search`` and ``validate`` run it on the candidates' budget before
+    anything trains (the steps of an epoch are known only with the data)."""
     warm = warmup_steps(recipe, total)
     if total > 0 and warm >= total:
         raise UserError(f"`warmup: {recipe.warmup}` is {warm} optimiser steps, but the whole "
                         f"budget is {total} steps; make it shorter (a fraction such as 0.05 "
                         f"scales with the budget).")
+    return warm
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, recipe: RecipeConfig,
+                   total: int) -> lr_scheduler.LRScheduler:
+    """The recipe's lr schedule over ``total`` optimiser steps; call ``step()`` after each
+    optimiser step."""
+    warm = check_warmup(recipe, total)
     if recipe.schedule == "cosine":
         after = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warm))
     else:

@@ -153,6 +153,7 @@ def test_yaml_is_loaded_safely(tmp_path):
     ({"warmup": 1.5}, "`warmup` is a number of optimiser steps (a whole number >= 1) or a "
                       "fraction of the budget in [0, 1), but got 1.5; e.g. 100 or 0.05."),
     ({"warmup": -0.1}, "but got -0.1; e.g. 100 or 0.05."),
+    ({"warmup": -1}, "but got -1; e.g. 100 or 0.05."),
     ({"steps": 10, "warmup": 10}, "`warmup: 10` steps leaves nothing of the `steps: 10` budget; "
                                   "make it shorter (e.g. a fraction: 0.05)."),
     ({"precision": "fp8"}, "`precision` must be one of auto, bf16, fp16, fp32, but got 'fp8'."),

@@ -43,6 +43,16 @@ def test_warmup_then_cosine_gives_the_expected_lr_at_each_step(digits, warmup):
     assert seen == pytest.approx(ramp + cosine, rel=1e-6)
 
 
+def test_a_warmup_as_long_as_an_epoch_budget_is_one_line(digits):
+    from minsearch.errors import UserError
+
+    recipe = RecipeConfig(epochs=1, warmup=17)  # 1078 examples: 17 batches of 64
+    with pytest.raises(UserError, match=r"^`warmup: 17` is 17 optimiser steps, but the whole "
+                                        r"budget is 17 steps; make it shorter"):
+        Trainer(TinyMLP(), digits, recipe)
+    Trainer(TinyMLP(), digits, recipe.replace(warmup=16))
+
+
 def test_constant_schedule_with_warmup_then_flat(digits):
     trainer = Trainer(TinyMLP(), digits, RecipeConfig(steps=6, warmup=2, lr=0.03))
     seen = lrs_seen(trainer)
