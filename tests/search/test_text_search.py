@@ -170,7 +170,7 @@ def test_lm_search_ends_with_a_front_on_the_loss(lm_run):
     assert frame["feasible"].tolist() == (frame["loss"] - base <= 0.5 + 1e-12).tolist()
     report = json.loads((run_dir / "report.json").read_text())
     assert report["constraint"] == {"objective": "loss", "direction": "min",
-                                    "max_worsening": 0.5}
+                                    "max_worsening": 0.5, "confidence": 0.9}
     assert "allowed loss increase 0.5" in (run_dir / "report.md").read_text()
     assert json.loads((run_dir / "search.json").read_text())["input_dtype"] == "int64"
 
