@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("replay", help="replay strategies on the table (no training)")
     r.add_argument("--table", type=Path, default=TABLE)
     r.add_argument("--replays", type=int, default=20)
-    r.add_argument("--budgets", default="0.1,0.2,0.3,0.5")
+    r.add_argument("--budgets", default="0.1,0.2,0.25,0.3,0.5")
     r.add_argument("--strategies", default=None, help="comma-separated; default: all")
     r.add_argument("--halving", action="append", default=[],
                    help="an extra halving strategy, e.g. '1x1+0.05,8x1,8x3/3' (rungs of "
