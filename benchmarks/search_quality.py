@@ -30,7 +30,14 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from benchmarks.quality_replay import Score, Table
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "benchmarks" / "data" / "digits_vit_grid.csv"
@@ -189,6 +196,72 @@ def remeasure_costs(path: Path) -> None:
     print(f"re-measured the costs of {len(present)} genomes; {changed} changed; wrote {path}")
 
 
+def describe(table: Table) -> list[str]:
+    """Facts about the table: the baseline per seed, the seed noise, and how well a short
+    training predicts the full one (Spearman's rank correlation over genomes of one seed's
+    accuracy after ``e`` epochs with the seed-averaged final accuracy)."""
+    from scipy.stats import spearmanr
+
+    final = table.acc[:, :, -1]
+    ok = ~np.isnan(final).any(axis=1)
+    lines = [f"baseline accuracy per seed: "
+             f"{', '.join(f'{a:.3f}' for a in final[table.baseline])}; same-genome accuracy "
+             f"across seeds: sd {np.nanmean(np.nanstd(final, axis=1, ddof=1)):.4f} (mean over "
+             f"genomes); failed (genome, seed): {int(np.isnan(final).sum())}"]
+    mean = final[ok].mean(axis=1)
+    parts = []
+    for e in range(table.epochs + 1):
+        rho = np.mean([spearmanr(table.acc[ok, s, e], mean).statistic
+                       for s in range(table.seeds)])
+        parts.append(f"{e}: {rho:.2f}")
+    lines.append("rank correlation of one seed's accuracy after e epochs with the seed-mean "
+                 "final accuracy: " + ", ".join(parts))
+    return lines
+
+
+def summary(scores: Sequence[Score]) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation of each field over the replays."""
+    fields = ("hv", "gain", "compute", "false", "size")
+    return {f: (float(np.mean([getattr(s, f) for s in scores])),
+                float(np.std([getattr(s, f) for s in scores]))) for f in fields}
+
+
+def run_replays(path: Path, replays: int, budgets: Sequence[float],
+                names: Sequence[str] | None = None, halving: Sequence[str] = ()) -> None:
+    """Print strategies x budgets (mean ± sd over ``replays``) and which strategy reaches the
+    target (>= 0.95 of the gain, <= 30% false discoveries) at the least compute."""
+    from benchmarks.quality_replay import (
+        default_halving,
+        load_table,
+        replay_scores,
+        strategies,
+        truth,
+    )
+
+    table = load_table(path)
+    true = truth(table)
+    print(f"table: {table.size} genomes x {table.seeds} seeds x {table.epochs} epochs; true "
+          f"front {len(true.front)} genomes, hypervolume {true.hv_front:.4f} (baseline alone "
+          f"{true.hv_baseline:.4f}); {int(true.feasible.sum())} feasible")
+    print("\n".join(describe(table)))
+    print(f"halving: {default_halving(table.epochs)} (rungs EPOCHSxSEEDS+SLACK / reduction)")
+    print(f"{'strategy':<28} {'budget':>6} {'compute':>8} {'hv':>13} {'gain':>13} "
+          f"{'false disc.':>13} {'front':>5}")
+    reached: dict[str, float] = {}
+    chosen = strategies(table.epochs, halving)
+    names = [*names, *(f"halving[{spec}]" for spec in halving)] if names else None
+    for name, budget in itertools.product(names or list(chosen), budgets):
+        m = summary(replay_scores(table, chosen[name], budget, replays))
+        print(f"{name:<28} {budget:>6.2f} {m['compute'][0]:>8.3f} "
+              f"{m['hv'][0]:>7.4f}±{m['hv'][1]:.3f} {m['gain'][0]:>7.3f}±{m['gain'][1]:.3f} "
+              f"{m['false'][0]:>7.3f}±{m['false'][1]:.3f} {m['size'][0]:>5.1f}", flush=True)
+        if m["gain"][0] >= 0.95 and m["false"][0] <= 0.30 and name not in reached:
+            reached[name] = m["compute"][0]
+    for name in names or list(chosen):
+        where = f"at {reached[name]:.3f} of the grid's compute" if name in reached else "not"
+        print(f"target (gain >= 0.95, false <= 0.30) reached by {name}: {where}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("replay", help="replay strategies on the table (no training)")
     r.add_argument("--table", type=Path, default=TABLE)
     r.add_argument("--replays", type=int, default=20)
-    r.add_argument("--budgets", default="0.1,0.2,0.3,0.5")
+    r.add_argument("--budgets", default="0.1,0.2,0.25,0.3,0.5")
     r.add_argument("--strategies", default=None, help="comma-separated; default: all")
     r.add_argument("--halving", action="append", default=[],
                    help="an extra halving strategy, e.g. '1x1+0.05,8x1,8x3/3' (rungs of "
@@ -215,8 +288,6 @@ def main(argv: list[str] | None = None) -> None:
         remeasure_costs(args.table)
     else:
         sys.path.insert(0, str(ROOT))
-        from benchmarks.quality_replay import run_replays
-
         run_replays(args.table, args.replays, [float(b) for b in args.budgets.split(",")],
                     None if args.strategies is None else args.strategies.split(","),
                     args.halving)

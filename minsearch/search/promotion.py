@@ -25,9 +25,10 @@ over *all* objectives (cost-only ones such as ``param_bytes`` and ``flops``, kno
 training, count like the others), ties within a rank broken by the larger hypervolume
 contribution. The first ``floor(n / reduction)`` of that order (``n`` candidates at the rung)
 may go up; the first of them not already promoted is. When no promotion is due, a new genome
-starts at rung 0. Values are means over the rung's seeds divided by the baseline's (so the
-reference point is 0 for a maximised objective, 2 for a minimised one, as the run folder's
-hypervolume).
+starts at rung 0; once no new genome can be had (``decide(..., exhausted=True)``), the best
+feasible candidates below the cut go up instead, until none is left. Values are means over
+the rung's seeds divided by the baseline's (so the reference point is 0 for a maximised
+objective, 2 for a minimised one, as the run folder's hypervolume).
 
 **The front** (:func:`final_front`) holds only candidates at the top rung, with their top-rung
 means: a candidate stopped at a lower rung never enters it with its early values.
