@@ -169,6 +169,7 @@ def front_stability(samples: np.ndarray | Sequence, directions: Sequence[str]) -
     dominated = np.any(le & lt, axis=1)  # (resamples, n_points)
     return 1.0 - dominated.mean(axis=0)
 
+
 def hypervolume_contributions(values: np.ndarray | Sequence, directions: Sequence[str],
                               reference: Sequence[float]) -> np.ndarray:
     """Each point's exclusive hypervolume: ``hypervolume(all) - hypervolume(all but it)``.
