@@ -35,7 +35,7 @@ def search(folder: Path, trials: int, task_changes: dict, address: str | None = 
            cpus: int | None = None) -> dict[str, float]:
     """Run one search; its trials-phase figures."""
     task = yaml.safe_load((ROOT / "tasks/digits_vit.yaml").read_text())
-    task.update(task_changes)
+    task.update({"seeds": 1, **task_changes})  # one seed per trial, as the figures were made
     task_file = folder / "task.yaml"
     task_file.write_text(yaml.safe_dump(task))
     run_dir = folder / "run"

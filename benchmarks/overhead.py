@@ -76,7 +76,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="minsearch-overhead-") as tmp:
         task = yaml.safe_load(Path(args.task).read_text())
-        task.update(max_concurrent=1, cpus_per_trial=1)  # sequential, like the plain loop
+        # sequential and one seed per trial, like the plain loop
+        task.update(max_concurrent=1, cpus_per_trial=1, seeds=1)
         task_path = Path(tmp, "task.yaml")
         task_path.write_text(yaml.safe_dump(task))
         small_wall, small_parent = timed_search(task_path, args.space, args.small,

@@ -1,4 +1,5 @@
-"""Pareto math over plain arrays: dominance, non-dominated sorting, hypervolume.
+"""Pareto math over plain arrays: dominance, non-dominated sorting, hypervolume, and how
+stable a front is under a seed bootstrap.
 
 Pure functions over ``(n_points, n_objectives)`` arrays and a direction per objective
 (``"max"`` or ``"min"``). Nothing here knows about Ray, Optuna or MLflow. Internally every
@@ -114,3 +115,81 @@ def _hv_min(points: np.ndarray, ref: np.ndarray) -> float:
         head = head[pareto_mask(head, ["min"] * head.shape[1])]
         volume += widths[i] * _hv_min(head, ref[1:])
     return volume
+
+
+def dominated_by(points: np.ndarray | Sequence, others: np.ndarray | Sequence,
+                 directions: Sequence[str]) -> np.ndarray:
+    """Boolean mask over ``points``: True where some point of ``others`` dominates it."""
+    a = as_minimization(points, directions)
+    b = as_minimization(others, directions)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(len(a), dtype=bool)
+    le = np.all(b[:, None, :] <= a[None, :, :], axis=2)  # le[j, i]: other j <= point i
+    lt = np.any(b[:, None, :] < a[None, :, :], axis=2)
+    return np.any(le & lt, axis=0)
+
+
+EXACT_RESAMPLES = 3125  # n**n ordered resamples of n seeds are enumerated up to n = 5
+
+
+def seed_resamples(n_seeds: int, limit: int = 2000, seed: int = 0) -> np.ndarray:
+    """``(resamples, n_seeds)`` seed indices drawn with replacement: every one of the
+    ``n_seeds ** n_seeds`` equally likely draws when there are at most
+    :data:`EXACT_RESAMPLES` (an exact bootstrap), else ``limit`` random ones."""
+    if n_seeds ** n_seeds <= EXACT_RESAMPLES:
+        grids = np.meshgrid(*[np.arange(n_seeds)] * n_seeds, indexing="ij")
+        return np.stack([g.reshape(-1) for g in grids], axis=1)
+    return np.random.default_rng(seed).integers(0, n_seeds, size=(limit, n_seeds))
+
+
+def front_stability(samples: np.ndarray | Sequence, directions: Sequence[str]) -> np.ndarray:
+    """How sure each point's place on the front is: the share of seed-bootstrap resamples in
+    which it is non-dominated.
+
+    ``samples`` is ``(n_seeds, n_points, n_objectives)``: every point measured on the same
+    seeds (a deterministic objective repeats its value). Each resample draws seeds with
+    replacement, the same draw for every point (the measurements are paired by seed), and
+    takes each point's mean over the drawn seeds; the non-dominated set of those means is
+    compared with each point. 1.0: non-dominated whichever seeds are drawn; with one seed the
+    answer is 1.0 for the front by construction, so callers say "not measured" instead.
+    """
+    array = np.asarray(samples, dtype=float)
+    if array.ndim != 3 or array.shape[2] != len(directions):
+        raise ValueError(f"Samples must be (n_seeds, n_points, n_objectives) with one column per "
+                         f"direction, but got shape {array.shape} for {len(directions)}.")
+    n_seeds, n_points, _ = array.shape
+    if n_points == 0:
+        return np.zeros(0)
+    _check(array.reshape(-1, len(directions)), directions)  # finite, known directions
+    signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+    draws = seed_resamples(n_seeds)
+    means = array[draws].mean(axis=1) * signs  # (resamples, n_points, n_objectives), minimised
+    le = np.all(means[:, :, None, :] <= means[:, None, :, :], axis=3)  # [r, j, i]: j <= i
+    lt = np.any(means[:, :, None, :] < means[:, None, :, :], axis=3)
+    dominated = np.any(le & lt, axis=1)  # (resamples, n_points)
+    return 1.0 - dominated.mean(axis=0)
+
+
+def hypervolume_contributions(values: np.ndarray | Sequence, directions: Sequence[str],
+                              reference: Sequence[float]) -> np.ndarray:
+    """Each point's exclusive hypervolume: ``hypervolume(all) - hypervolume(all but it)``.
+
+    0 for a dominated point, for a point that does not beat ``reference`` everywhere, and for
+    each of two identical points (neither adds anything the other does not). Computed as in
+    WFG (While et al., 2012): the box between a point and the reference, less the hypervolume
+    of the other points clipped to that box (each ``max(other, point)`` in minimisation form),
+    which is small once dominated clips are dropped."""
+    ref = as_minimization([list(reference)], directions)[0]
+    points = as_minimization(values, directions)
+    contributions = np.zeros(len(points))
+    for i, point in enumerate(points):
+        if not np.all(point < ref):
+            continue
+        clipped = np.maximum(np.delete(points, i, axis=0), point)
+        clipped = clipped[np.all(clipped < ref, axis=1)]
+        covered = 0.0
+        if len(clipped):
+            clipped = np.unique(clipped, axis=0)
+            covered = _hv_min(clipped[pareto_mask(clipped, ["min"] * len(ref))], ref)
+        contributions[i] = max(float(np.prod(ref - point)) - covered, 0.0)
+    return contributions

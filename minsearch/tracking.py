@@ -181,12 +181,20 @@ class SearchTracker:
 
     def end_trial(self, trial_id: str, state: str, objectives: dict[str, float],
                   extras: dict[str, float], genome: str = "", reason: str = "",
-                  tags: dict[str, str] | None = None) -> None:
-        """End a child run; ``tags``: more tags for it (e.g. the node that ran the trial)."""
+                  tags: dict[str, str] | None = None,
+                  per_seed: dict[str, dict[int, float]] | None = None) -> None:
+        """End a child run; ``tags``: more tags for it (e.g. the node that ran the trial);
+        ``per_seed``: ``{objective: {seed: value}}``, logged as the metric
+        ``<objective>_per_seed`` with the seed as its step."""
         run_id = self.trials.get(trial_id)
         if run_id is None:
             return
         self.log_metrics(trial_id, {**objectives, **extras})
+        now = int(time.time() * 1000)
+        seeds = [Metric(clean_key(f"{name}_per_seed"), float(v), now, int(seed))
+                 for name, values in (per_seed or {}).items() for seed, v in values.items()]
+        if seeds:
+            self.client.log_batch(run_id, metrics=seeds)
         run_tags = [RunTag("state", state)] + ([RunTag("failure_reason", reason[:5000])]
                                                if reason else [])
         run_tags += [RunTag(key, str(value)) for key, value in (tags or {}).items()]

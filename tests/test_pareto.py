@@ -103,3 +103,52 @@ def test_pareto_module_stays_pure():
                 if isinstance(n, ast.Import)} | {
         (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not imported & {"ray", "optuna", "mlflow", "torch"}
+
+
+def test_seed_resamples_enumerate_every_draw_for_few_seeds():
+    from minsearch.pareto import seed_resamples
+
+    draws = seed_resamples(3)
+    assert draws.shape == (27, 3) and len({tuple(d) for d in draws}) == 27
+    assert seed_resamples(6, limit=50).shape == (50, 6)  # 6**6 draws: sampled instead
+
+
+def test_front_stability_counts_resamples_where_a_point_stays_non_dominated():
+    from minsearch.pareto import front_stability
+
+    # (n_seeds=2, n_points=3, 2 objectives): point 2 wins on seed 1 only.
+    samples = np.array([[[0.9, 10], [0.8, 5], [0.85, 12]],
+                        [[0.92, 10], [0.86, 5], [0.95, 12]]])
+    shares = front_stability(samples, ["max", "min"])
+    np.testing.assert_allclose(shares, [1.0, 1.0, 0.25])
+    with pytest.raises(ValueError, match="n_seeds, n_points, n_objectives"):
+        front_stability(samples[0], ["max", "min"])
+
+
+def test_dominated_by_compares_points_with_another_set():
+    from minsearch.pareto import dominated_by
+
+    mask = dominated_by([[0.8, 12], [0.95, 12], [0.9, 10]], [[0.9, 10]], ["max", "min"])
+    assert mask.tolist() == [True, False, False]  # equal is not dominated
+    assert dominated_by([[0.8, 12]], np.zeros((0, 2)), ["max", "min"]).tolist() == [False]
+def test_hypervolume_contributions():
+    # By hand, reference (0, 2): A (1.0, 1.0) alone holds (0.9, 1] x [1, 2) = 0.1; B (0.9,
+    # 0.5) alone holds [0, 0.9] x [0.5, 1) = 0.45 less what C (0.8, 0.6), which B dominates,
+    # covers of it: [0, 0.8] x [0.6, 1) = 0.32. A duplicate of B: neither adds anything.
+    values = [[1.0, 1.0], [0.9, 0.5], [0.8, 0.6]]
+    np.testing.assert_allclose(pareto.hypervolume_contributions(values, ["max", "min"], [0, 2]),
+                               [0.1, 0.13, 0.0], atol=1e-12)
+    twice = pareto.hypervolume_contributions(values + [[0.9, 0.5]], ["max", "min"], [0, 2])
+    np.testing.assert_allclose(twice, [0.1, 0.0, 0.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [2, 3, 4])
+def test_hypervolume_contributions_are_leave_one_out_differences(dims):
+    rng = np.random.default_rng(dims)
+    points = np.round(rng.random((15, dims)), 1)  # rounded: ties and duplicates happen
+    directions, ref = ["min"] * dims, [1.05] * dims
+    total = pareto.hypervolume(points, directions, ref)
+    expected = [total - pareto.hypervolume(np.delete(points, i, axis=0), directions, ref)
+                for i in range(len(points))]
+    np.testing.assert_allclose(pareto.hypervolume_contributions(points, directions, ref),
+                               expected, atol=1e-12)

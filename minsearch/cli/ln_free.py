@@ -1,6 +1,7 @@
 """``minsearch ln-free TASK.yaml``: a norm-free model for inference.
 
-Trains (or reuses) the task's parent, freezes its norms one at a time while fine-tuning,
+Trains (or reuses) the task's parent, freezes its norms one at a time while fine-tuning
+(with the task's recipe: schedule, precision, and ``distill`` from the parent if set),
 folds them into the neighbouring linear/conv layers, and exports the result. Reload with
 ``minsearch.tasks.candidate.load_candidate(FILE)``: no normalization layer is left in it.
 """
@@ -32,18 +33,20 @@ def run(args: argparse.Namespace) -> int:
         load_or_train_parent,
     )
     from minsearch.tasks.config import load_task
-    from minsearch.tasks.data import load_data
+    from minsearch.tasks.data import load_task_data
+    from minsearch.tasks.distill import build_teacher
     from minsearch.tasks.train import evaluate, train_steps
 
     task = load_task(args.task)
-    data = load_data(task.data)
+    data = load_task_data(task)
     parent, _ = load_or_train_parent(task, data, args.cache)
     model, _ = build_candidate(task, {}, data, parent_state=parent)
     before = evaluate(model, data, data.test)
     generator = torch.Generator().manual_seed(task.recipe.seed)
+    teacher = build_teacher(task, parent) if task.recipe.distill else None
 
     def steps(m, n: int) -> None:
-        train_steps(m, data, task.recipe, n, generator)
+        train_steps(m, data, task.recipe, n, generator, teacher=teacher)
 
     example = example_input(data, batch=2)
     report = remove_norms_(model, steps, args.steps_per_norm, example)

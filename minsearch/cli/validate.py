@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     sites = sum(len(g.sites) for g in inputs.genes)
     sampler = space.sampler + (f" {space.sampler_params}" if space.sampler_params else "")
     arrows = ", ".join(f"{k} {'↑' if d == 'max' else '↓'}" for k, d in inputs.directions.items())
-    print(f"task {task.name}: {task.model}")
+    print(f"task {task.name}: {task.model}"
+          + (f" with weights {task.weights.describe()} (they fit)" if task.weights else ""))
     print(f"genes: {len(inputs.genes)} over {sites} sites ("
           + ", ".join(f"{g.name}: {len(g.labels)} options" for g in inputs.genes) + ")")
     print(f"space: {inputs.space_size:,} genomes; {space.trials} trials with {sampler}, "

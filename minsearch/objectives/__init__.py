@@ -18,7 +18,7 @@ from minsearch.objectives.base import (
     objective_names,
     register_objective,
 )
-from minsearch.objectives.measure import measure_all
+from minsearch.objectives.measure import measure_all, measure_costs, over_budget
 
 __all__ = ["MeasureContext", "Objective", "check_task", "get_objective", "measure_all",
-           "objective_names", "register_objective"]
+           "measure_costs", "objective_names", "over_budget", "register_objective"]

@@ -1,9 +1,10 @@
 """The objective contract: a name, a direction, and one measurement of a trained candidate.
 
 An objective is a small class registered under its name. :meth:`Objective.measure` is called
-once per trial, after training, with the model in eval mode on the trial's device; it returns
-a finite float. It may use :attr:`MeasureContext.cache` to share work with other objectives
-(robustness reuses the clean accuracy). A non-finite value is a failed measurement: the trial
+once per seed of a trial, after training (a ``cost_only`` objective: once, before training),
+with the model in eval mode on the trial's device; it returns a finite float. It may use
+:attr:`MeasureContext.cache` to share work with other objectives (robustness reuses the clean
+accuracy). A non-finite value is a failed measurement: the trial
 ends FAILED with the objective's name in its reason, never with a NaN.
 
 ``kinds`` names the data kinds an objective can measure (``image``, ``text``: see
@@ -41,6 +42,9 @@ class Objective:
     direction: ClassVar[str] = "min"
     unit: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ("image", "text")
+    # A cost: depends on the candidate's structure, not on its trained weights or the seed
+    # (bytes, FLOPs, peak memory). Measured once, before training, where budgets apply.
+    cost_only: ClassVar[bool] = False
 
     def measure(self, ctx: MeasureContext) -> float:
         raise NotImplementedError

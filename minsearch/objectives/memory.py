@@ -92,6 +92,7 @@ class PeakMemoryInference(Objective):
     """Peak bytes of a forward pass on ``memory_batch`` examples under ``torch.no_grad``."""
 
     name = "peak_mem_infer_bytes"
+    cost_only = True
     direction = "min"
     unit = "bytes"
 
@@ -114,6 +115,7 @@ class PeakMemoryTrain(Objective):
     state exists, as in the middle of training)."""
 
     name = "peak_mem_train_bytes"
+    cost_only = True
     direction = "min"
     unit = "bytes"
 

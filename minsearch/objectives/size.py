@@ -40,6 +40,7 @@ def state_bytes(module: torch.nn.Module) -> int:
 @register_objective
 class ParamBytes(Objective):
     name = "param_bytes"
+    cost_only = True
     direction = "min"
     unit = "bytes"
 
@@ -63,6 +64,7 @@ class Flops(Objective):
     (matmuls and convolutions, at any precision; elementwise ops are free in its model)."""
 
     name = "flops"
+    cost_only = True
     direction = "min"
     unit = "flop"
 

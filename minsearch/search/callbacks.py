@@ -140,9 +140,26 @@ class SearchCallback(Callback):
         self.records[trial.trial_id] = record
         where = {"node": record.node, "node_ip": record.node_ip, "gpus": record.gpus} \
             if record.node else {}
-        self.tracker.end_trial(trial.trial_id, record.state, record.objectives, record.extras,
-                               record.genome, record.reason, tags=where)
+        self.tracker.end_trial(trial.trial_id, record.state, record.objectives,
+                               {**record.extras, **self._intervals(record)}, record.genome,
+                               record.reason, tags=where,
+                               per_seed={k: dict(zip(record.seeds, v, strict=True))
+                                         for k, v in record.per_seed.items()})
         self.persist()
+
+    def _intervals(self, record: TrialRecord) -> dict[str, float]:
+        """``<objective>_lo``/``_hi`` (the t-interval of the mean over seeds, from two seeds
+        on), ``n_seeds`` and ``held_out``, for the trial's MLflow run."""
+        from minsearch.stats import mean_interval
+
+        if record.state != "COMPLETE":
+            return {}
+        metrics = {"n_seeds": float(len(record.seeds)), "held_out": float(record.held_out)}
+        for name, values in record.per_seed.items():
+            if len(values) >= 2:
+                interval = mean_interval(values, self.constraint.confidence)
+                metrics.update({f"{name}_lo": interval.lo, f"{name}_hi": interval.hi})
+        return metrics
 
     def persist(self) -> None:
         records = list(self.records.values())

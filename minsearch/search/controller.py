@@ -41,7 +41,7 @@ from minsearch.search.finish import Outcome, finish_search
 from minsearch.search.head import check_head
 from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
-from minsearch.search.run_dir import RunDir
+from minsearch.search.run_dir import RunDir, describe_delivered
 from minsearch.search.stopping import SearchInterrupted, StopSignals, stop_signals, unfinished
 
 
@@ -120,14 +120,15 @@ def _parent(plan: Plan) -> dict | None:
     import torch
 
     from minsearch.tasks.candidate import load_or_train_parent
-    from minsearch.tasks.data import load_data
+    from minsearch.tasks.data import load_task_data
     from minsearch.tasks.train import Diverged, resolve_device
 
-    data = load_data(plan.task.data)
+    data = load_task_data(plan.task)
     torch.set_num_threads(max(1, int(plan.task.resources.cpus_per_trial)))  # as a trial has
+    known = (plan.settings.parent or {}).get("key")  # resume: the parent it started with
     try:
         state, info = load_or_train_parent(plan.task, data, plan.run.parent_dir,
-                                           resolve_device(plan.task.recipe.device))
+                                           resolve_device(plan.task.recipe.device), key=known)
     except Diverged as err:  # the same task diverges again on resume: the search has failed
         lr = plan.task.recipe.lr
         what = str(err).removesuffix(" the candidate diverged.").rstrip("; .")
@@ -136,6 +137,8 @@ def _parent(plan: Plan) -> dict | None:
                         f"task's `lr: {lr:g}` is too high for this model; lower it (e.g. "
                         f"`lr: {lr / 10:g}`) and start a new search.") from err
     plan.save_settings(parent=info)
+    if "as_delivered" in info:  # the user's model, before any search: what they start from
+        print(f"parent: {info['weights']}, {describe_delivered(info)}", flush=True)
     return state
 
 
@@ -151,7 +154,8 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
     scheduler = None
     if plan.space.asha_grace_epochs:
         scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
-                                  max_t=plan.task.recipe.epochs,
+                                  max_t=plan.task.recipe.rounds
+                                  * len(plan.task.recipe.seed_list),  # rounds count over seeds
                                   grace_period=plan.space.asha_grace_epochs,
                                   stop_last_trials=False)
     callback = SearchCallback(plan.run, plan.directions, plan.gene_names, plan.baseline,
@@ -180,6 +184,10 @@ def _start_tracking(plan: Plan, tracking_uri: str | None) -> None:
               "max_worsening": plan.constraint.max_worsening}
     if plan.space.sampler_params:
         params["sampler_params"] = plan.space.sampler_params
+    delivered = (plan.settings.parent or {}).get("as_delivered")
+    if plan.task.weights is not None and delivered:
+        params["weights"] = plan.task.weights.describe()
+        params["as_delivered_test_accuracy"] = delivered["test_accuracy"]
     tracker.start_search(f"search-{plan.run.name}", params)
 
 

@@ -178,7 +178,7 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
         artifacts += [png] if png else []
         _export_front(plan, frame)
         report = build_report(frame, plan.genes, plan.directions, plan.constraint,
-                              run.load_study())
+                              run.load_study(), plan.settings.parent)
         artifacts.append(run.write_report(report, render_markdown(report)))
     tracker = None  # none before tracking started (stopped while training the parent)
     if run.tracking.state.is_file():

@@ -1,10 +1,12 @@
 """Trial hooks: functions a plugin registers to run at the start of every trial.
 
 A hook is called in the trial's worker, after the worker has loaded the space's plugins and
-before it builds the candidate, with a :class:`TrialStart`. A hook that raises fails the trial
-with that error as its reason (recorded like any other failure). Hooks are for observing and
-testing a search (log every training run, inject a failure), not for changing what a trial
-trains: they get a copy of the trial's choices and nothing they could modify.
+built the candidate for a training seed, before it trains that seed (once per seed; a genome
+refused by a budget is never trained and calls no hook), with a :class:`TrialStart`. A hook
+that raises fails the trial with that error as its reason (recorded like any other failure).
+Hooks are for observing and testing a search (log every training run, inject a failure), not
+for changing what a trial trains: they get a copy of the trial's choices and nothing they
+could modify.
 
 Register from a plugin module (``plugins: [mypackage.hooks]`` in the space file)::
 
@@ -28,12 +30,14 @@ _HOOKS: list[TrialHook] = []
 
 @dataclass(frozen=True)
 class TrialStart:
-    """What a trial is about to train: its Ray trial id, its choice per gene, and the epoch it
-    starts from (> 0 when it continues from a checkpoint)."""
+    """What a trial is about to train: its Ray trial id, its choice per gene, the training
+    seed (a trial trains once per seed of the task's ``seeds``, one after another; a hook runs
+    before each) and the epoch it starts from (> 0 when it continues from a checkpoint)."""
 
     trial_id: str
     params: dict[str, str] = field(default_factory=dict)
     start_epoch: int = 0
+    seed: int = 0
 
 
 def register_trial_hook(hook: TrialHook) -> TrialHook:

@@ -120,14 +120,13 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
                  local: bool = True) -> Inputs:
     """Everything ``search`` checks before it writes or trains anything (see the module
     docstring); ``local`` is False when the trials run on a Ray cluster."""
-    import torch
 
-    from minsearch.models import build_model
     from minsearch.objectives import check_task
     from minsearch.search.samplers import make_sampler
     from minsearch.sites import find_sites
-    from minsearch.tasks.candidate import example_input
-    from minsearch.tasks.data import load_data
+    from minsearch.tasks.candidate import example_input, parent_model
+    from minsearch.tasks.data import load_task_data
+    from minsearch.tasks.schedule import Budget, check_warmup
     from minsearch.tasks.train import check_outputs
 
     space = load_space(space_path)  # first: its plugins may register what the task names
@@ -141,10 +140,13 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
         check_devices(task, local=local)
     except UserError as err:  # a task key: name the file, as its other mistakes do
         raise UserError(f"{task_path}: {err}") from None
-    data = load_data(task.data)
-    torch.manual_seed(task.recipe.seed)
-    model = build_model(task.model)
+    data = load_task_data(task)
+    model = parent_model(task)  # with the user's weights: read and checked against the model
     check_outputs(model, data)
+    try:  # a warm-up as long as the candidates' budget: known once the data is
+        check_warmup(task.recipe, Budget.of(task.recipe, data).total)
+    except UserError as err:
+        raise UserError(f"{task_path}: {err}") from None
     genes = resolve_genes(space, find_sites(model, example_input(data, batch=2)))
     device = trial_device(task, local=local)
     problems = unavailable_options(genes, device) if device is not None else []

@@ -1,5 +1,6 @@
 """The front figure: the constrained objective (accuracy, or a language model's loss) against
-every other objective, front members highlighted."""
+every other objective, front members highlighted, candidates of uncertain feasibility with
+the interval of the constrained objective as a bar."""
 
 from __future__ import annotations
 
@@ -31,11 +32,18 @@ def plot_front(frame: pd.DataFrame, directions: dict[str, str], constraint: Cons
         return None
     fig, axes = plt.subplots(1, len(x_names), figsize=(4.2 * len(x_names), 3.8), squeeze=False)
     for ax, x_name in zip(axes[0], x_names, strict=True):
-        infeasible = done[~done["feasible"]]
+        uncertain = done["feasibility"] == "uncertain"
+        infeasible = done[~done["feasible"] & ~uncertain]
         rest = done[done["feasible"] & ~done["pareto"]]
         front = done[done["pareto"]].sort_values(x_name)
         ax.scatter(infeasible[x_name], infeasible[y_name], c="lightgray", s=18,
                    label=limit)
+        if uncertain.any():  # the interval of the first objective over seeds as a bar
+            unsure = done[uncertain]
+            ax.errorbar(unsure[x_name], unsure[y_name], fmt="o", c="tab:orange", ms=4,
+                        yerr=[unsure[y_name] - unsure[f"{y_name}:lo"],
+                              unsure[f"{y_name}:hi"] - unsure[y_name]],
+                        label="feasibility uncertain")
         ax.scatter(rest[x_name], rest[y_name], c="tab:blue", s=18, label="dominated")
         ax.plot(front[x_name], front[y_name], "o-", c="tab:red", ms=5, label="front")
         base = done[done["baseline"]]

@@ -8,13 +8,20 @@ study); ``minsearch report`` reads them from a run folder first:
   trials that chose it, and its difference from the trials that kept that gene (the effect);
 - **importance**: Optuna's fANOVA and mean-decrease-impurity evaluators, per objective (how
   much of each objective's variance each gene explains across the trials);
-- **can go**: per gene option that removes or replaces a component, the best value of the
-  constrained objective (the first: accuracy, or a language model's loss) that any completed
-  trial reached with it, how much worse than the baseline's that is, and whether that is
-  within the constraint's limit. With no limit set, the worsening is reported and "within" is
-  not judged (None): no limit is made up.
+- **can go**: per gene option that removes or replaces a component, the completed candidate
+  with that option whose constrained objective (the first: accuracy, or a language model's
+  loss) has the best *mean over seeds*, with its paired interval of the worsening from the
+  baseline (:meth:`~minsearch.objectives.constraint.Constraint.judge`) and a verdict:
+  ``can go`` (that candidate is feasible: its whole interval is within the limit), ``cannot
+  go`` (every candidate with the option is infeasible: each interval wholly beyond the
+  limit), ``not enough evidence`` otherwise, and always with one seed (no interval). With no
+  limit set, the worsening is reported and nothing is judged (``not judged``): no limit is
+  made up. Picking the best of several candidates by mean still favours a lucky one a
+  little (the interval is that candidate's own, not corrected for the choice); it is a mean
+  over seeds, never a single draw. Each row says how many trials, seeds and held-out
+  examples it rests on.
 
-With few trials these numbers are noisy: the report says how many trials each rests on.
+With few trials or seeds these numbers are noisy: the report says what each rests on.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from minsearch.objectives.constraint import Constraint
+from minsearch.search.run_dir import describe_delivered
 from minsearch.search.space import KEEP, Gene
 
 if TYPE_CHECKING:
@@ -74,39 +82,58 @@ def importances(study: optuna.Study | None, objectives: list[str]
     return out
 
 
+CAN_GO, CANNOT_GO, NO_EVIDENCE, NOT_JUDGED = ("can go", "cannot go", "not enough evidence",
+                                             "not judged")
+
+
+def _verdict(group: pd.DataFrame, best: pd.Series, constraint: Constraint) -> str:
+    if constraint.max_worsening is None:
+        return NOT_JUDGED
+    has_interval = group["worsening:lo"].notna()
+    if pd.notna(best["worsening:lo"]) and best["feasibility"] == "feasible":
+        return CAN_GO
+    if has_interval.all() and (group["feasibility"] == "infeasible").all():
+        return CANNOT_GO
+    return NO_EVIDENCE
+
+
 def can_go(frame: pd.DataFrame, genes: list[Gene], constraint: Constraint) -> list[dict]:
-    """Per gene and non-keep option: the best value of the constraint's objective reached with
-    it, its ``worsening`` from the baseline's (> 0: worse), and ``within`` the limit (True or
-    False; None when no limit is set or no trial used the option)."""
+    """Per gene and non-keep option (see the module docstring): ``trials`` with it, the
+    ``best_trial`` by mean, its ``mean``, ``worsening`` (> 0: worse) with ``lo``/``hi`` (NaN
+    without an interval), ``seeds``, ``held_out`` and the ``verdict``."""
     name = constraint.objective
     done = frame[frame["state"] == "COMPLETE"]
-    base = done[done["baseline"]]
-    if base.empty or name not in done:
+    if done[done["baseline"]].empty or name not in done:
         return []
-    baseline = float(base[name].iloc[0])
     rows = []
     for gene in genes:
         used_by = done[f"gene:{gene.name}"]
         for option in gene.labels:
             if option == KEEP:
                 continue
-            values = done.loc[used_by == option, name]
-            if values.empty:
-                best, worse, within = math.nan, math.nan, None
-            else:
-                best = float(values.max() if constraint.direction == "max" else values.min())
-                worse = float(constraint.worsening(best, baseline))
-                within = (None if constraint.max_worsening is None
-                          else bool(constraint.feasible(best, baseline)))
-            rows.append({"gene": gene.name, "sites": len(gene.sites), "option": option,
-                         "trials": int(len(values)), "best": best, "worsening": worse,
-                         "within": within})
+            group = done[used_by == option]
+            row: dict[str, Any] = {"gene": gene.name, "sites": len(gene.sites),
+                                   "option": option, "trials": int(len(group))}
+            if group.empty:
+                rows.append({**row, "best_trial": "", "mean": math.nan, "worsening": math.nan,
+                             "lo": math.nan, "hi": math.nan, "seeds": 0, "held_out": 0,
+                             "verdict": "-"})
+                continue
+            best = group.loc[group[name].idxmax() if constraint.direction == "max"
+                             else group[name].idxmin()]
+            rows.append({**row, "best_trial": str(best["trial_id"]), "mean": float(best[name]),
+                         "worsening": float(best["worsening"]),
+                         "lo": float(best["worsening:lo"]), "hi": float(best["worsening:hi"]),
+                         "seeds": int(best["n_seeds"]), "held_out": int(best["held_out"]),
+                         "verdict": _verdict(group, best, constraint)})
     return rows
 
 
 def build_report(frame: pd.DataFrame, genes: list[Gene], directions: dict[str, str],
-                 constraint: Constraint, study: optuna.Study | None) -> dict[str, Any]:
-    """The report as a JSON-ready dict (see the module docstring)."""
+                 constraint: Constraint, study: optuna.Study | None,
+                 parent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report as a JSON-ready dict (see the module docstring); ``parent``: the settings'
+    facts about the parent (the user's weights and their accuracy as delivered, if any)."""
     objectives = list(directions)
     done = frame[frame["state"] == "COMPLETE"]
     base = done[done["baseline"]]
@@ -118,13 +145,14 @@ def build_report(frame: pd.DataFrame, genes: list[Gene], directions: dict[str, s
         "marginal_means": {g.name: marginal_means(frame, g.name, objectives) for g in genes},
         "importance": importances(study, objectives),
         "can_go": can_go(frame, genes, constraint),
+        "parent": parent,
     }
 
 
-def _within(row: dict[str, Any]) -> str:
-    if row["trials"] == 0:
-        return "-"
-    return {True: "yes", False: "no", None: "not judged"}[row["within"]]
+def _interval(row: dict[str, Any]) -> str:
+    if math.isnan(row["lo"]):
+        return "- (one seed)" if row["trials"] else "-"
+    return f"[{row['lo']:+.4f}, {row['hi']:+.4f}]"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -135,14 +163,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         limit = (f"no limit on the {name} {change} is set in the task, so whether an option "
                  f"stays within one is not judged")
     else:
-        limit = f"allowed {name} {change} {constraint.max_worsening:g}"
-    lines = ["# Prunable components", "", f"{total}; {limit}.", "",
-             f"## Can go? The best {name} reached with each option", "",
-             f"| gene | sites | option | trials | best {name} | {change} vs baseline | "
-             f"within |", "|---|---|---|---|---|---|---|"]
+        limit = (f"allowed {name} {change} {constraint.max_worsening:g}, judged on paired "
+                 f"{constraint.confidence:.0%} intervals over seeds")
+    parent = report.get("parent") or {}
+    delivered = ([f"Parent: your weights {parent['weights']}, {describe_delivered(parent)}; "
+                  f"the baseline trial is that model fine-tuned like every candidate.", ""]
+                 if "as_delivered" in parent else [])
+    lines = ["# Prunable components", "", *delivered, f"{total}; {limit}.", "",
+             f"## Can go? Per option, the candidate with the best mean {name}", "",
+             f"| gene | sites | option | trials | best trial | mean {name} | {change} vs "
+             f"baseline | interval | seeds | held-out examples | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["can_go"]:
         lines.append(f"| {row['gene']} | {row['sites']} | {row['option']} | {row['trials']} | "
-                     f"{row['best']:.4f} | {row['worsening']:+.4f} | {_within(row)} |")
+                     f"{row['best_trial'] or '-'} | {row['mean']:.4f} | "
+                     f"{row['worsening']:+.4f} | {_interval(row)} | {row['seeds']} | "
+                     f"{row['held_out']} | {row['verdict']} |")
     objectives = list(report["directions"])
     lines += ["", "## Marginal means (effect = mean with option - mean with keep)", ""]
     for gene, rows in report["marginal_means"].items():
@@ -166,6 +202,11 @@ def report_run(plan: Plan) -> Path:
     """The report of a run folder's search (``minsearch report``): read its results, write
     ``report.json`` and ``report.md``; returns the markdown's path."""
     frame = plan.run.read_results()
+    if "feasibility" not in frame:  # a folder written before intervals: from its records
+        from minsearch.search.results import results_frame
+
+        frame = results_frame(plan.run.read_records(), plan.gene_names, plan.directions,
+                              plan.constraint)
     report = build_report(frame, plan.genes, plan.directions, plan.constraint,
-                          plan.run.load_study())
+                          plan.run.load_study(), plan.settings.parent)
     return plan.run.write_report(report, render_markdown(report))

@@ -9,22 +9,42 @@ One :class:`TrialRecord` per Ray trial; states are Optuna's words:
 - ``INTERRUPTED``: in flight when Ctrl-C or SIGTERM stopped the driver; ``minsearch resume``
   continues it from its last checkpoint.
 
-A COMPLETE trial is *feasible* when its first objective is no worse than the baseline's by
-more than the task's :class:`~minsearch.objectives.constraint.Constraint` allows (an accuracy
-drop, or a language model's loss increase). The front is the non-dominated set of feasible
-COMPLETE trials.
+A COMPLETE trial holds each objective's mean over the task's seeds (``objectives``), every
+seed's values (``per_seed``; cost-only objectives are measured once and have none) and
+``held_out``, the number of test examples each measurement used. The results table adds per
+objective ``<name>:lo`` and ``<name>:hi``, the Student-t interval of the mean at the
+constraint's ``confidence`` (NaN with one seed: no spread to estimate; a cost's exact value at
+both ends), and ``<name>:per_seed``.
+
+Feasibility (:meth:`Constraint.judge`): the first objective's worsening from the baseline
+(an accuracy drop, or a language model's loss increase) is measured as a paired difference on
+the seeds both trained (columns ``worsening``, ``worsening:lo``, ``worsening:hi``) and judged
+against the allowed worsening: ``feasibility`` is ``feasible`` (the whole interval within
+the limit), ``infeasible`` (the whole interval beyond it) or ``uncertain``. With one seed
+there is no interval: the point value decides, as it always did. ``feasible`` is True only
+for ``feasible``.
+
+The front is the non-dominated set of the feasible COMPLETE trials' means (``rank`` 0,
+``pareto``). ``stability`` marks how sure each member's place is: the share of seed-bootstrap
+resamples in which it stays non-dominated among the feasible trials
+(:func:`minsearch.pareto.front_stability`; NaN with one seed). ``contender`` marks
+``uncertain`` trials that no feasible trial dominates: they would be on the front if they
+turned out feasible, and are shown beside it, marked, never on it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from minsearch import pareto
-from minsearch.objectives.constraint import Constraint
+from minsearch.objectives.constraint import Constraint, Judgement
+from minsearch.stats import mean_interval
 
 STATES = ("COMPLETE", "FAILED", "PRUNED", "RUNNING", "PENDING", "INTERRUPTED")
 
@@ -49,13 +69,20 @@ class TrialRecord:
     gpus: str = ""  # the GPU ids Ray gave it ("0", "0,1"; "" without GPUs)
     started_at: float = 0.0  # Unix seconds: when the finishing run started and ended
     ended_at: float = 0.0
+    seeds: list[int] = field(default_factory=list)  # the training seeds, in order
+    per_seed: dict[str, list[float]] = field(default_factory=dict)  # objective -> per seed
+    held_out: int = 0  # test examples each measurement rests on
 
     def to_row(self, gene_names: list[str]) -> dict[str, Any]:
         row: dict[str, Any] = {"number": self.number, "trial_id": self.trial_id,
                                "state": self.state, "baseline": self.baseline}
         row.update({f"gene:{g}": self.params.get(g, "") for g in gene_names})
         row.update(self.objectives)
+        row.update({f"{name}:per_seed": json.dumps(values)
+                    for name, values in self.per_seed.items()})
         row.update(self.extras)
+        row.update({"n_seeds": len(self.seeds), "seeds": json.dumps(self.seeds),
+                    "held_out": self.held_out})
         row.update({"epochs": self.epochs, "seconds": round(self.seconds, 3),
                     "reason": self.reason, "genome": self.genome,
                     "checkpoint": self.checkpoint, "node": self.node, "node_ip": self.node_ip,
@@ -85,6 +112,14 @@ def record_from_result(trial_id: str, params: dict[str, str], last: dict[str, An
         record.objectives = {k: float(last[k]) for k in objectives}
         record.extras = {k: float(v) for k, v in last.items() if k.startswith("corruption/")}
         record.genome = str(last.get("genome", ""))
+        record.seeds = [int(s) for s in json.loads(last.get("seeds") or "[]")]
+        per_seed = json.loads(last.get("per_seed") or "{}")
+        record.per_seed = {k: [float(v) for v in per_seed[k]] for k in objectives
+                           if k in per_seed}
+        record.held_out = int(last.get("held_out", 0) or 0)
+    elif last.get("rejected"):  # over a budget: never trained
+        record.state = "PRUNED"
+        record.reason = str(last.get("reason", "over budget"))
     else:
         record.state = "PRUNED"
         record.reason = f"stopped early after epoch {record.epochs}"
@@ -104,9 +139,9 @@ def _last_line(text: str) -> str:
 
 def results_frame(records: list[TrialRecord], gene_names: list[str],
                   directions: dict[str, str], constraint: Constraint) -> pd.DataFrame:
-    """One row per trial with ``feasible``, ``rank`` (Pareto rank among feasible COMPLETE
-    trials, -1 elsewhere) and ``pareto`` columns. ``constraint`` limits how much worse than
-    the baseline's its objective (the first of ``directions``) may be."""
+    """One row per trial with the interval columns, ``feasibility``, ``feasible``, ``rank``
+    (Pareto rank among feasible COMPLETE trials, -1 elsewhere), ``pareto``, ``stability`` and
+    ``contender`` (see the module docstring)."""
     records = sorted(records, key=lambda r: r.number)
     frame = pd.DataFrame([r.to_row(gene_names) for r in records])
     if frame.empty:
@@ -114,20 +149,80 @@ def results_frame(records: list[TrialRecord], gene_names: list[str],
     for name in directions:
         if name not in frame:
             frame[name] = math.nan
+    by_id = {r.trial_id: r for r in records}
+    _add_intervals(frame, by_id, list(directions), constraint.confidence)
     complete = frame["state"] == "COMPLETE"
-    frame["feasible"] = complete
-    base = frame[frame["baseline"] & complete]
-    if constraint.max_worsening is not None and len(base):
-        name = constraint.objective
-        frame["feasible"] = complete & constraint.feasible(frame[name],
-                                                           float(base[name].iloc[0]))
+    base = [by_id[t] for t in frame.loc[frame["baseline"] & complete, "trial_id"]]
+    judged = [_judge(constraint, by_id[t], base[0] if base else None) if done else None
+              for t, done in zip(frame["trial_id"], complete, strict=True)]
+    frame["worsening"] = [j.worsening if j else math.nan for j in judged]
+    frame["worsening:lo"] = [j.lo if j else math.nan for j in judged]
+    frame["worsening:hi"] = [j.hi if j else math.nan for j in judged]
+    frame["feasibility"] = [j.verdict if j else "" for j in judged]
+    frame["feasible"] = frame["feasibility"] == "feasible"
     frame["rank"] = -1
     eligible = frame["feasible"] & frame[list(directions)].notna().all(axis=1)
     if eligible.any():
         values = frame.loc[eligible, list(directions)].to_numpy(dtype=float)
         frame.loc[eligible, "rank"] = pareto.non_dominated_sort(values, list(directions.values()))
     frame["pareto"] = frame["rank"] == 0
+    frame["stability"] = math.nan
+    samples = _seed_samples([by_id[t] for t in frame.loc[eligible, "trial_id"]], directions)
+    if samples is not None:
+        shares = pareto.front_stability(samples, list(directions.values()))
+        frame.loc[eligible, "stability"] = shares
+        frame.loc[~frame["pareto"], "stability"] = math.nan
+    uncertain = (frame["feasibility"] == "uncertain") & frame[list(directions)].notna().all(axis=1)
+    frame["contender"] = False
+    if uncertain.any():
+        points = frame.loc[uncertain, list(directions)].to_numpy(dtype=float)
+        feasible = frame.loc[eligible, list(directions)].to_numpy(dtype=float)
+        frame.loc[uncertain, "contender"] = ~pareto.dominated_by(
+            points, feasible, list(directions.values()))
     return frame
+
+
+def _judge(constraint: Constraint, record: TrialRecord, base: TrialRecord | None) -> Judgement:
+    name = constraint.objective
+
+    def by_seed(r: TrialRecord) -> dict[int, float]:
+        return dict(zip(r.seeds, r.per_seed.get(name, []), strict=False))
+
+    if base is None:
+        return constraint.judge(record.objectives[name], None)
+    return constraint.judge(record.objectives[name], base.objectives[name], by_seed(record),
+                            by_seed(base))
+
+
+def _add_intervals(frame: pd.DataFrame, by_id: dict[str, TrialRecord], names: list[str],
+                   confidence: float) -> None:
+    """``<name>:lo`` / ``<name>:hi`` per objective: the t-interval of the mean over seeds (NaN
+    with one seed), the value itself for an objective measured once (a cost)."""
+    for name in names:
+        lo, hi = [], []
+        for trial_id, value in zip(frame["trial_id"], frame[name], strict=True):
+            values = by_id[trial_id].per_seed.get(name)
+            if values is None or math.isnan(value):  # exact (a cost), or not measured
+                lo.append(value)
+                hi.append(value)
+                continue
+            interval = mean_interval(values, confidence)
+            lo.append(interval.lo if interval.bounded else math.nan)
+            hi.append(interval.hi if interval.bounded else math.nan)
+        frame[f"{name}:lo"], frame[f"{name}:hi"] = lo, hi
+
+
+def _seed_samples(records: list[TrialRecord], directions: dict[str, str]) -> np.ndarray | None:
+    """``(n_seeds, n_records, n_objectives)`` per-seed values (a cost repeated), or None when
+    there is nothing to resample: fewer than two seeds, or records on different seeds."""
+    if not records or len(records[0].seeds) < 2:
+        return None
+    seeds = records[0].seeds
+    if any(r.seeds != seeds for r in records):
+        return None
+    columns = [[r.per_seed.get(name, [r.objectives[name]] * len(seeds)) for name in directions]
+               for r in records]
+    return np.asarray(columns, dtype=float).transpose(2, 0, 1)
 
 
 def reference_point(baseline: dict[str, float], directions: dict[str, str]) -> dict[str, float]:

@@ -9,7 +9,7 @@ driver never leaves half a file behind. Layout::
       task.yaml, space.yaml   the validated inputs (resume needs nothing else)
       genes.json              genes, the sites each ties, and their option specs
       search.json             :class:`Settings`: trials, directions, constraint, status, counts
-      parent/                 the trained parent's weights (``init: parent``)
+      parent/                 the parent's weights (``init: parent``: trained, or the user's)
       tune/                   Ray Tune's experiment (trial folders, checkpoints)
       optuna.db               the Optuna study (SQLite, study ``minsearch``)
       mlflow.json             MLflow state: tracking URI, parent run, trial -> run
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from minsearch.tracking import TrackingFiles
 
 STUDY_NAME = "minsearch"
-BOOLEAN_COLUMNS = ("baseline", "feasible", "pareto")
+BOOLEAN_COLUMNS = ("baseline", "feasible", "pareto", "contender")
 DAMAGE_HELP = "docs/search.md, 'A damaged run folder', says what can be rebuilt"
 STATUSES = ("created", "running", "finished", "incomplete", "interrupted", "failed")
 
@@ -81,7 +81,8 @@ class Settings:
     address: str | None = None
     num_cpus: int | None = None
     tracking_uri: str | None = None
-    parent: dict[str, Any] | None = None  # facts about the trained parent
+    parent: dict[str, Any] | None = None  # facts about the parent (trained, or the user's
+    # weights with their `as_delivered` accuracy): minsearch.tasks.candidate
     counts: dict[str, int] = field(default_factory=dict)  # trials per state, at the end
     orphans: dict[str, str] = field(default_factory=dict)  # Optuna trial number -> reason
 
@@ -102,6 +103,14 @@ class Settings:
         values = {k: v for k, v in data.items() if k in known}
         values["constraint"] = Constraint.from_json(data["constraint"])
         return cls(**values)
+
+
+def describe_delivered(parent: dict[str, Any]) -> str:
+    """``as delivered: test accuracy 0.9532 (val 0.9610)`` from the settings' ``parent``."""
+    delivered = parent["as_delivered"]
+    val = delivered.get("val_accuracy")
+    return (f"as delivered: test accuracy {delivered['test_accuracy']:.4f}"
+            + (f" (val {val:.4f})" if val is not None else ""))
 
 
 class DamagedFile(UserError):
@@ -337,8 +346,8 @@ class RunDir:
         _atomic_write(self.front_json, json.dumps(summary, indent=2, default=float))
 
     def read_results(self) -> pd.DataFrame:
-        """``results.csv`` with ``baseline``, ``feasible`` and ``pareto`` as booleans and
-        ``trial_id`` as text."""
+        """``results.csv`` with ``baseline``, ``feasible``, ``pareto`` and ``contender`` as
+        booleans and ``trial_id`` as text."""
         import pandas as pd
 
         if not self.results_csv.is_file():

@@ -3,7 +3,9 @@
 The owner keeps its class, its children and its parameters, so state_dict keys of untouched
 parts stay the same, and the root model can be rewritten in place like any submodule. New
 modules (gates, lifted norms) are added as children named after their site
-(``blocks.0.residual_1``). The graph is linted and dead code (a dropped branch) is removed.
+(``blocks.0.residual_1``). The graph is linted and dead code (a dropped branch) is removed,
+and so are the children and attributes that only the removed code used: a candidate holds
+only what its forward can reach (``param_bytes`` counts what it holds).
 
 Written by hand because no library does it: ``torch.fx.replace_pattern`` matches patterns, not
 data-flow roles (which operand of an add is the shortcut), and returns a new GraphModule rather
@@ -63,6 +65,7 @@ def rewrite_owner(owner: nn.Module, edits: list[tuple[Site, Edit]],
     if not traced.ok:
         raise UserError(f"Cannot rewrite {type(owner).__name__}: {traced.error}.")
     graph = traced.graph
+    used_before = _used_attributes(graph)
     local: dict[str, list[fx.Node]] = defaultdict(list)
     for node in graph.nodes:
         category = op_category(node)
@@ -87,7 +90,23 @@ def rewrite_owner(owner: nn.Module, edits: list[tuple[Site, Edit]],
     graph.owning_module = fx.GraphModule(owner, graph)  # purity checks need the modules
     graph.eliminate_dead_code()
     graph.lint()
+    _delete_unused(owner, used_before - _used_attributes(graph))
     owner.__dict__["forward"] = GraphForward(owner, graph)
+
+
+def _used_attributes(graph: fx.Graph) -> set[str]:
+    """Names of the owner's own attributes (children, parameters, buffers) the graph uses."""
+    return {str(node.target).split(".", 1)[0] for node in graph.nodes
+            if node.op in ("call_module", "get_attr")}
+
+
+def _delete_unused(owner: nn.Module, names: set[str]) -> None:
+    """Drop the children and tensors the rewrite left unused (a dropped branch's MLP), as
+    ``GraphModule.delete_all_unused_submodules`` does; what the original forward never used
+    (it may be called from elsewhere) stays."""
+    for name in names:
+        if name in owner._modules or name in owner._parameters or name in owner._buffers:
+            delattr(owner, name)
 
 
 def local_name(site: Site) -> str:

@@ -1,7 +1,11 @@
 """Candidates: the task's model with a genome applied, starting from the parent's weights.
 
 With ``init: parent`` the unmodified model (the *parent*) is trained once per search and
-cached on disk under a key that hashes everything its training depends on. A candidate is
+cached on disk under a key that hashes everything its training depends on. With the user's
+``weights`` the parent is their model instead: loaded, evaluated as delivered (test and val
+accuracy recorded), not trained (unless ``weights: {parent_epochs: N}`` fine-tunes it), and
+cached under a key that includes the weights' content (:func:`~minsearch.models.weights.
+weights_identity`). A candidate is
 built as: fresh model -> parent weights loaded -> surgery (``apply_``), so every kept module
 keeps its trained weights and every replacement starts from what its ``from_module`` copies
 of the module it replaces; new parameters (gates, scales) start at their defaults.
@@ -21,11 +25,14 @@ from torch import nn
 from minsearch.errors import UserError
 from minsearch.layers.deploy import deploy_, deploy_problems
 from minsearch.models import build_model
-from minsearch.tasks.config import TEXT_DEFAULTS, TaskConfig
+from minsearch.models.weights import build_with_weights, weights_identity
+from minsearch.tasks.config import TEXT_DEFAULTS, RecipeConfig, TaskConfig
 from minsearch.tasks.data import DataKind
-from minsearch.tasks.train import check_outputs, fit
+from minsearch.tasks.train import check_outputs, evaluate, fit
 
 EXPORT_FORMAT = "minsearch.candidate/1"
+# Recipe keys added after parents were first cached; their defaults train as before.
+LATER_RECIPE_KEYS = ("schedule", "warmup", "accumulate", "precision", "channels_last", "compile")
 
 
 def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
@@ -36,32 +43,61 @@ def example_input(data: DataKind, batch: int = 1) -> torch.Tensor:
 def parent_key(task: TaskConfig) -> str:
     """A short hash of everything the parent's trained weights depend on."""
     recipe = task.recipe.as_dict()
-    for key in ("epochs", "device", "checkpoint_seconds"):  # no effect on the parent's weights
+    # No effect on the parent's weights: the candidates' budget and seeds, where it runs,
+    # checkpoints, and distillation (the parent is the teacher, never distilled).
+    for key in ("epochs", "steps", "seeds", "device", "checkpoint_seconds", "distill"):
         recipe.pop(key)
+    for key in LATER_RECIPE_KEYS:  # hashed only when set: a parent cached before they existed
+        if recipe[key] == RecipeConfig.model_fields[key].default:  # keeps its key
+            recipe.pop(key)
     data = {k: v for k, v in task.data.as_dict().items()
             if not (k in TEXT_DEFAULTS and v is None)}  # image keys hash as they always did
-    blob = json.dumps({"model": task.model, "data": data,
-                       "recipe": recipe, "torch": torch.__version__}, sort_keys=True)
+    content = {"model": task.model, "data": data, "recipe": recipe, "torch": torch.__version__}
+    if task.weights is not None:  # absent otherwise: the keys of other parents stay as they were
+        w = task.weights
+        content["weights"] = {**w.as_dict(), "file": None, "identity": weights_identity(
+            w.loader, w.file, w.hf_hub_id, task.model)}  # the content, wherever it lies
+    blob = json.dumps(content, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def parent_model(task: TaskConfig) -> nn.Module:
+    """The unmodified model: the user's weights when the task has ``weights``, else random
+    weights seeded from the recipe."""
+    torch.manual_seed(task.recipe.seed)
+    if task.weights is None:
+        return build_model(task.model)
+    w = task.weights
+    return build_with_weights(task.model, loader=w.loader, file=w.file, hf_hub_id=w.hf_hub_id)
+
+
 def load_or_train_parent(task: TaskConfig, data: DataKind, cache_dir: str | Path,
-                         device: torch.device | str = "cpu",
+                         device: torch.device | str = "cpu", *, key: str | None = None,
                          ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The parent's trained state dict and facts about it, trained on first use and cached
-    in ``cache_dir/parent-<key>.pt`` (read back with ``weights_only=True``)."""
-    path = Path(cache_dir) / f"parent-{parent_key(task)}.pt"
+    """The parent's trained state dict and facts about it, trained (or loaded from the user's
+    weights and evaluated) on first use and cached in ``cache_dir/parent-<key>.pt`` (read
+    back with ``weights_only=True``). A ``key`` whose file is cached is used as is: a resumed
+    search keeps the parent it started with, whatever became of the weights file since."""
+    if key is None or not (Path(cache_dir) / f"parent-{key}.pt").is_file():
+        key = parent_key(task)
+    path = Path(cache_dir) / f"parent-{key}.pt"
     if path.is_file():
         blob = torch.load(path, map_location="cpu", weights_only=True)
         return blob["state_dict"], blob["info"]
-    torch.manual_seed(task.recipe.seed)
-    model = build_model(task.model).to(device)
+    model = parent_model(task).to(device)
     check_outputs(model, data, device)
+    info: dict[str, Any] = {"key": key}
+    epochs = task.recipe.parent_epochs
+    if task.weights is not None:
+        epochs = task.weights.parent_epochs
+        info["weights"] = task.weights.describe()
+        info["as_delivered"] = {"test_accuracy": evaluate(model, data, data.test, device=device),
+                                "val_accuracy": evaluate(model, data, data.val, device=device)
+                                if len(data.val) else None}
     start = time.perf_counter()
-    curves = fit(model, data, task.recipe, epochs=task.recipe.parent_epochs, device=device)
-    info = {"key": parent_key(task), "epochs": task.recipe.parent_epochs,
-            "seconds": time.perf_counter() - start,
-            "val_accuracy": curves[-1]["val_accuracy"] if curves else None}
+    curves = fit(model, data, task.recipe, epochs=epochs, device=device)
+    info.update(epochs=epochs, seconds=time.perf_counter() - start,
+                val_accuracy=curves[-1]["val_accuracy"] if curves else None)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

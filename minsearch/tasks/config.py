@@ -23,14 +23,24 @@ from pydantic import Field, field_validator, model_validator
 from minsearch.errors import UserError
 from minsearch.models import parse_model_spec
 from minsearch.tasks.validation import Config, Integer, Number, join_messages, unknown_keys
+from minsearch.tasks.weights_config import WeightsConfig
 from minsearch.yamlio import read_yaml
 
 INITS = ("parent", "scratch")
+SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+CHANNELS_LAST = ("auto", True, False)
+STEP_ROUNDS = 10  # a `steps:` budget reports progress this many times (RecipeConfig.rounds)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 # `dataset: density:NAME` (flow tasks, minsearch.tasks.density_data): 2-D sets and digits.
 DENSITY_SETS = ("moons", "circles", "8gaussians", "checkerboard", "digits")
 # Keys of `dataset: text` only (None elsewhere), and what a text task gets when it leaves them out.
+# Keys of streamed image data (imagefolder, torchvision:NAME, a function returning a dataset).
+STREAM_KEYS = ("train_transform", "eval_transform", "mean", "std")
+# One transform step: a torchvision.transforms name, or {name: kwargs} (kwargs a mapping, or
+# one positional value such as `Resize: 32`).
+Transform = str | dict[str, Any]
 TEXT_DEFAULTS: dict[str, Any] = {"file_pattern": "*.py", "max_chars": 300_000, "block_size": 64,
                                  "eval_windows": 256, "epoch_batches": 50}
 
@@ -59,7 +69,15 @@ class DataConfig(Config):
     image_size: Integer | None = None
     split: tuple[float, ...] = (0.6, 0.2, 0.2)
     max_samples: Integer | None = None
+    eval_samples: Integer | None = None  # at most this many val and test examples
     data_seed: Integer = 0
+    # Streamed image data only (minsearch.tasks.stream): DataLoader workers, transforms
+    # ([{Name: kwargs}] of torchvision.transforms, PIL -> PIL or tensor), normalisation.
+    num_workers: Integer = 2
+    train_transform: tuple[Transform, ...] | None = None
+    eval_transform: tuple[Transform, ...] | None = None
+    mean: tuple[Number, ...] | None = None
+    std: tuple[Number, ...] | None = None
     file_pattern: str | None = None  # the text keys: see TEXT_DEFAULTS
     max_chars: Integer | None = None
     block_size: Integer | None = None
@@ -78,6 +96,17 @@ class DataConfig(Config):
     @classmethod
     def _path(cls, value: Any) -> Any:
         return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("train_transform", "eval_transform", mode="after")
+    @classmethod
+    def _steps(cls, steps: tuple[Transform, ...] | None) -> tuple[Transform, ...] | None:
+        for step in steps or ():
+            if isinstance(step, dict) and len(step) != 1:
+                raise ValueError(
+                    f"A transform step is one name or one {{name: arguments}} mapping, but got "
+                    f"{step!r}; write one list item per step, e.g. [{{Resize: 36}}, "
+                    f"{{CenterCrop: 32}}].")
+        return steps
 
     @model_validator(mode="before")
     @classmethod
@@ -110,6 +139,16 @@ class DataConfig(Config):
                  f"`image_size` must be a positive int, but got {self.image_size}.")
         _require(self.max_samples is None or self.max_samples >= 10,
                  f"`max_samples` must be at least 10, but got {self.max_samples}.")
+        _require(self.eval_samples is None or self.eval_samples >= 1,
+                 f"`eval_samples` must be an int >= 1, but got {self.eval_samples}.")
+        _require(self.num_workers >= 0,
+                 f"`num_workers` must be an int >= 0 (0: read in the main process), but got "
+                 f"{self.num_workers}.")
+        _require((self.mean is None) == (self.std is None) and (
+            self.std is None or (len(self.mean) == len(self.std) and min(self.std) > 0)),
+                 f"`mean` and `std` go together, one value per channel (or one for all), with "
+                 f"every std > 0, but got mean {self.mean} and std {self.std}; e.g. mean: "
+                 f"[0.485, 0.456, 0.406] and std: [0.229, 0.224, 0.225].")
         if self.kind == "text":
             self._check_text()
             return self
@@ -120,7 +159,8 @@ class DataConfig(Config):
         return self
 
     def _check_text(self) -> None:
-        unused = [k for k in ("image_size", "max_samples", "data_kwargs") if getattr(self, k)]
+        unused = [k for k in ("image_size", "max_samples", "data_kwargs", "eval_samples",
+                              *STREAM_KEYS) if getattr(self, k)]
         _require(not unused,
                  f"`dataset: text` has no use for {', '.join(f'`{k}`' for k in unused)}; remove "
                  f"them (the text keys are {', '.join(TEXT_DEFAULTS)}).")
@@ -135,17 +175,58 @@ class DataConfig(Config):
             _require(value >= low, f"`{key}` must be an int >= {low}, but got {value!r}.")
 
 
+class DistillConfig(Config):
+    """``distill: {weight: W, temperature: T}``: a candidate learns from the unmodified parent
+    as well as from the labels, with the loss ``(1-W)*CE + W*T^2*KL(softmax(teacher/T) ||
+    softmax(student/T))`` (Hinton et al. 2015; the T^2 keeps the soft term's gradients at the
+    scale of CE's as T changes). Needs ``init: parent``: the teacher is the parent."""
+
+    weight: Number = 0.5
+    temperature: Number = 2.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, values: Any) -> Any:
+        if isinstance(values, dict) and (unknown := set(values) - set(cls.model_fields)):
+            raise UserError(unknown_keys(sorted(unknown), cls.model_fields, "`distill`"))
+        return values
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _require(0 <= self.weight <= 1,
+                 f"`distill.weight` is the share of the distillation term in [0, 1] (0: labels "
+                 f"only, 1: the parent's soft targets only), but got {self.weight}.")
+        _require(self.temperature > 0,
+                 f"`distill.temperature` must be > 0 (1: the parent's own probabilities, "
+                 f"higher: softer), but got {self.temperature}.")
+        return self
+
+
 class RecipeConfig(Config):
     """How a candidate is trained.
 
     ``init: parent`` trains the unmodified model once per search for ``parent_epochs`` and
     starts every candidate from those weights (surgery keeps what it can), then fine-tunes it
-    for ``epochs``; ``init: scratch`` trains each candidate from random weights for ``epochs``.
+    for ``epochs`` (or ``steps``: optimiser steps, for data too large to count in epochs);
+    ``init: scratch`` trains each candidate from random weights for that budget.
+
+    The recipe (:mod:`minsearch.tasks.trainer`): ``schedule`` (``constant`` or ``cosine``
+    decay to 0 at the end of the budget) after ``warmup`` (a linear ramp: ``warmup >= 1`` is a
+    number of optimiser steps, ``warmup < 1`` a fraction of the budget); ``accumulate`` N
+    batches of ``batch_size`` per optimiser step; ``precision`` of the forward pass (``auto``:
+    bf16 autocast on CUDA, fp32 on the CPU; ``fp16`` adds a grad scaler); ``channels_last``
+    (``auto``: for convnets on CUDA); ``compile`` (``torch.compile`` the training forward);
+    ``distill`` (:class:`DistillConfig`).
+
+    ``seeds``: how many times each candidate (and the baseline) is trained, each time with
+    another training seed: a count ``n`` means ``seed, seed + 1, ..., seed + n - 1``; a list
+    names the seeds. The parent is trained once, with ``seed``.
     """
 
     init: str = "parent"
     parent_epochs: Integer = 10
-    epochs: Integer = 2
+    epochs: Integer | None = None  # 2 when `steps` is not set either
+    steps: Integer | None = None
     batch_size: Integer = 64
     optimizer: str = "adamw"
     lr: Number = 3e-3
@@ -153,12 +234,64 @@ class RecipeConfig(Config):
     momentum: Number = 0.9
     grad_clip: Number | None = 1.0
     label_smoothing: Number = 0.0
+    schedule: str = "constant"
+    warmup: Number = 0
+    accumulate: Integer = 1
+    precision: str = "auto"
+    channels_last: bool | str = "auto"
+    compile: bool = False
+    distill: DistillConfig | None = None
     seed: Integer = 0
+    seeds: Integer | tuple[Integer, ...] = 1
     device: str = "auto"
     checkpoint_seconds: Number = 30.0  # a trial saves a resumable checkpoint at most this often
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        def integer(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        ok = integer(value) or (isinstance(value, list | tuple) and all(map(integer, value)))
+        _require(ok, f"`seeds` must be a count (e.g. 3) or a list of integer seeds (e.g. "
+                     f"[0, 1, 2]), but got {value!r} ({type(value).__name__}).")
+        return value
+
+    @property
+    def rounds(self) -> int:
+        """How many times a trial reports progress (a curve point, maybe a checkpoint; ASHA's
+        time unit): once per epoch, or :data:`STEP_ROUNDS` times over a ``steps`` budget."""
+        return self.epochs if self.steps is None else min(self.steps, STEP_ROUNDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        epochs, steps = values.get("epochs"), values.get("steps")
+        if epochs is not None and steps is not None:
+            raise UserError(f"Give the training budget as `epochs` or as `steps`, not both, "
+                            f"but got epochs={epochs!r} and steps={steps!r}; remove one.")
+        return values if steps is not None else {**values, "epochs": 2 if epochs is None
+                                                 else epochs}
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The training seeds of every candidate, in the order they are trained."""
+        if isinstance(self.seeds, int):
+            return tuple(range(self.seed, self.seed + self.seeds))
+        return tuple(self.seeds)
+
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if isinstance(self.seeds, int):
+            _require(self.seeds >= 1, f"`seeds` must be a count >= 1 or a list of seeds, but "
+                                      f"got {self.seeds}; e.g. `seeds: 3` (seeds {self.seed}, "
+                                      f"{self.seed + 1}, {self.seed + 2}).")
+        else:
+            _require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds),
+                     f"`seeds` as a list must name distinct seeds, but got {list(self.seeds)}; "
+                     f"e.g. `seeds: [0, 1, 2]` or a count, `seeds: 3`.")
         _require(self.checkpoint_seconds >= 0,
                  f"`checkpoint_seconds` must be >= 0 (0: after every epoch), but got "
                  f"{self.checkpoint_seconds}.")
@@ -169,9 +302,10 @@ class RecipeConfig(Config):
                  f"{self.optimizer!r}.")
         _require(self.device in DEVICES,
                  f"`device` must be one of {', '.join(DEVICES)}, but got {self.device!r}.")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "steps", "batch_size", "accumulate"):
             value = getattr(self, name)
-            _require(value >= 1, f"`{name}` must be an int >= 1, but got {value!r}.")
+            _require(value is None or value >= 1,
+                     f"`{name}` must be an int >= 1, but got {value!r}.")
         _require(self.parent_epochs >= 0,
                  f"`parent_epochs` must be an int >= 0, but got {self.parent_epochs!r}.")
         _require(self.lr > 0, f"`lr` must be > 0, but got {self.lr}.")
@@ -181,7 +315,31 @@ class RecipeConfig(Config):
                  f"`grad_clip` must be > 0 or null, but got {self.grad_clip}.")
         _require(0 <= self.label_smoothing < 1,
                  f"`label_smoothing` must be in [0, 1), but got {self.label_smoothing}.")
+        self._check_recipe()
         return self
+
+    def _check_recipe(self) -> None:
+        """The schedule, precision and distillation keys."""
+        for key, known in (("schedule", SCHEDULES), ("precision", PRECISIONS),
+                           ("channels_last", CHANNELS_LAST)):
+            value = getattr(self, key)
+            _require(value in known,
+                     f"`{key}` must be one of {', '.join(str(k).lower() for k in known)}, but "
+                     f"got {value!r}.")
+        _require(self.warmup >= 0 and (self.warmup < 1 or float(self.warmup).is_integer()),
+                 f"`warmup` is a number of optimiser steps (a whole number >= 1) or a fraction "
+                 f"of the budget in [0, 1), but got {self.warmup}; e.g. 100 or 0.05.")
+        _require(self.steps is None or self.warmup < max(1, self.steps),
+                 f"`warmup: {self.warmup}` steps leaves nothing of the `steps: {self.steps}` "
+                 f"budget; make it shorter (e.g. a fraction: 0.05).")
+        _require(self.distill is None or self.init == "parent",
+                 f"`distill` learns from the parent, so it needs `init: parent`, but got "
+                 f"`init: {self.init}`; set `init: parent` or remove `distill`.")
+
+
+# Budget keys of the task and the cost objective each limits (measured before training).
+BUDGETS = {"max_param_bytes": "param_bytes", "max_flops": "flops",
+           "max_peak_mem_infer_bytes": "peak_mem_infer_bytes"}
 
 
 class MeasureConfig(Config):
@@ -193,6 +351,10 @@ class MeasureConfig(Config):
     objectives: tuple[str, ...] = ("accuracy", "param_bytes", "latency_ms")
     max_accuracy_drop: Number | None = None
     max_loss_increase: Number | None = None  # the same constraint when `loss` is first
+    confidence: Number = 0.9  # of the intervals that judge the constraint (two-sided)
+    max_param_bytes: Number | None = None  # budgets: a candidate over one is not trained
+    max_flops: Number | None = None
+    max_peak_mem_infer_bytes: Number | None = None
     max_inversion_error: Number | None = None  # flows: a larger inversion_error fails the trial
     noise_rate: Number = 0.05  # noisy_loss: fraction of input elements randomised
     latency_batch: Integer = 1
@@ -211,8 +373,22 @@ class MeasureConfig(Config):
             return self.max_accuracy_drop
         return self.max_loss_increase
 
+    @property
+    def budgets(self) -> dict[str, float]:
+        """``{cost objective: largest allowed value}`` of the budgets the task sets."""
+        limits = {name: getattr(self, key) for key, name in BUDGETS.items()}
+        return {name: float(limit) for name, limit in limits.items() if limit is not None}
+
     @model_validator(mode="after")
     def _check(self) -> Self:
+        _require(0.5 <= self.confidence < 1,
+                 f"`confidence` is the two-sided confidence of the intervals that judge "
+                 f"the constraint, in [0.5, 1), but got {self.confidence}; e.g. 0.9.")
+        for key in BUDGETS:
+            value = getattr(self, key)
+            _require(value is None or value > 0,
+                     f"`{key}` is a budget: a candidate above it is not trained; it must be "
+                     f"> 0 or left out, but got {value}.")
         _require(len(self.objectives) >= 1 and len(set(self.objectives)) == len(
             self.objectives), f"`objectives` must list distinct objective names, but got "
                               f"{list(self.objectives)}.")
@@ -276,6 +452,7 @@ class TaskConfig(Config):
 
     model: str
     name: str = "task"
+    weights: WeightsConfig | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
@@ -283,12 +460,25 @@ class TaskConfig(Config):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        parse_model_spec(self.model)
+        spec = parse_model_spec(self.model)
+        if self.weights is not None:
+            loader = self.weights.loader
+            _require(loader == "state_dict" or loader == spec.source,
+                     f"`weights` with loader {loader} needs a {loader}: model, but the model is "
+                     f"{self.model!r}; use `loader: state_dict` (a state-dict file) for it.")
+        if self.weights is not None and self.recipe.init != "parent":
+            raise UserError(f"`weights` are the parent every candidate starts from, so they "
+                            f"need `init: parent`, but got `init: {self.recipe.init}`.")
+        _require(self.recipe.distill is None or self.data.kind != "density",
+                 f"`distill` matches a classifier's output probabilities; a density model "
+                 f"(`dataset: {self.data.dataset}`) has none: remove `distill`.")
         return self
 
     def to_flat(self) -> dict[str, Any]:
         """The flat mapping a task file holds (``from_flat(to_flat())`` round-trips)."""
         flat: dict[str, Any] = {"name": self.name, "model": self.model}
+        if self.weights is not None:
+            flat["weights"] = self.weights.as_dict()
         for section in SECTIONS:
             for key, value in getattr(self, section).as_dict().items():
                 flat[key] = list(value) if isinstance(value, tuple) else value
@@ -302,7 +492,7 @@ class TaskConfig(Config):
             raise UserError(f"A task must be a mapping of keys to values, but got "
                             f"{type(flat).__name__}.")
         owner = {key: s for s, c in SECTIONS.items() for key in c.model_fields}
-        known = set(owner) | {"name", "model"}
+        known = set(owner) | {"name", "model", "weights"}
         unknown = [k for k in flat if k not in known]
         if unknown:
             raise UserError(unknown_keys(unknown, known, "task"))
@@ -312,12 +502,17 @@ class TaskConfig(Config):
         for key, value in flat.items():
             if key in owner:
                 grouped[owner[key]][key] = value
-        sections, errors = {}, []
+        sections: dict[str, Any] = {}
+        errors = []
         for section, config in SECTIONS.items():
             try:
                 sections[section] = config(**grouped[section])
             except UserError as err:
                 errors.append(str(err))
+        try:
+            sections["weights"] = WeightsConfig.parse(flat.get("weights"))
+        except UserError as err:
+            errors.append(str(err))
         if errors:
             raise UserError(join_messages(errors))
         return cls(model=str(flat["model"]), name=str(flat.get("name", "task")), **sections)
@@ -325,13 +520,25 @@ class TaskConfig(Config):
 
 def load_task(path: str | Path) -> TaskConfig:
     """Read a task YAML file (``yaml.safe_load``) and validate it; mistakes are one-line
-    :class:`UserError` s that start with the file's path."""
+    :class:`UserError` s that start with the file's path. Relative paths in it are relative
+    to the working directory (they are stored absolute)."""
     path = Path(path)
     flat = read_yaml(path, "task file")
     flat = {} if flat is None else flat
     if isinstance(flat, dict):
         flat.setdefault("name", path.stem)
     try:
-        return TaskConfig.from_flat(flat)
+        return _absolute_paths(TaskConfig.from_flat(flat))
     except UserError as err:
         raise UserError(f"{path}: {err}") from None
+
+
+def _absolute_paths(task: TaskConfig) -> TaskConfig:
+    """``data_root`` and ``weights: {file}`` made absolute (relative to the working
+    directory): trials run elsewhere (Ray gives each its own folder), and so may a resume."""
+    data, weights = task.data, task.weights
+    if data.data_root is not None:
+        data = data.replace(data_root=str(Path(data.data_root).expanduser().absolute()))
+    if weights is not None and weights.file is not None:
+        weights = weights.replace(file=str(Path(weights.file).expanduser().absolute()))
+    return task.model_copy(update={"data": data, "weights": weights})

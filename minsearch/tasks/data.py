@@ -1,14 +1,14 @@
-"""Datasets as in-memory tensors, split deterministically from a seed.
+"""Task data, split deterministically from a seed: the :class:`DataKind` protocol, and image
+data held in memory as tensors.
 
-Every source is turned into images ``x`` of shape ``(N, C, H, W)`` (uint8 in 0..255, or float
-in [0, 1]) and labels ``y`` of shape ``(N,)``. Corruptions act on the [0, 1] images; the model
-sees them normalised with the training split's per-channel mean and std.
-
-Sources (:mod:`minsearch.tasks.image_sources`): ``digits`` (scikit-learn's bundled 8x8
-digits), ``imagefolder`` (a class-per-folder tree), ``torchvision:NAME`` with a local
-``data_root`` (``download=False`` always), and ``package.module:function`` returning a
-dataset, a pair of tensors, or a mapping with ``train``/``test`` (and optionally ``val``)
-entries. Data with fewer than two classes is refused.
+In memory (:class:`TaskData`): ``digits`` (scikit-learn's bundled 8x8 digits) and a
+``package.module:function`` returning a pair of tensors (or ``train``/``test`` [``val``]
+pairs): images ``x`` of shape ``(N, C, H, W)`` (uint8 in 0..255, or float in [0, 1]) and
+labels ``y`` of shape ``(N,)``. Streamed (:class:`~minsearch.tasks.stream.StreamData`, never
+all in memory): ``imagefolder``, ``torchvision:NAME`` and a function returning a dataset
+(:mod:`minsearch.tasks.image_sources`). Both are split by :func:`split_indices` (index
+lists). Corruptions act on the [0, 1] images; the model sees them normalised (in memory: with
+the training split's per-channel mean and std). Data with fewer than two classes is refused.
 
 ``dataset: text`` is the other kind of task data (:mod:`minsearch.tasks.text_data`); both
 kinds implement :class:`DataKind`, which is all the training loop and the objectives use.
@@ -23,15 +23,16 @@ from typing import Any, ClassVar, Protocol
 import torch
 
 from minsearch.errors import UserError
-from minsearch.tasks.config import DataConfig
+from minsearch.tasks.config import STREAM_KEYS, DataConfig, TaskConfig
 
 Corrupt = Callable[[torch.Tensor], torch.Tensor]
 
 
 class DataKind(Protocol):
     """What the training loop, candidates and objectives ask of a task's data. Implemented by
-    :class:`TaskData` (images, one label each) and :class:`~minsearch.tasks.text_data.TextData`
-    (characters, each next one a target).
+    :class:`TaskData` (images in memory, one label each), :class:`~minsearch.tasks.stream.
+    StreamData` (images read through a DataLoader) and :class:`~minsearch.tasks.text_data.
+    TextData` (characters, each next one a target).
 
     A model maps inputs ``x`` to logits of shape ``(*y.shape, num_classes)``, one prediction
     per target, so one cross-entropy over the last dim trains and evaluates every kind.
@@ -121,15 +122,28 @@ class TaskData:
         return self.normalize(split.images(index)), split.y[index]
 
     def noise(self, rate: float, generator: torch.Generator) -> Corrupt:
-        def corrupt(x01: torch.Tensor) -> torch.Tensor:
-            hit = torch.rand(x01.shape, generator=generator).to(x01.device) < rate
-            return torch.where(hit, torch.rand(x01.shape, generator=generator).to(x01), x01)
-
-        return corrupt
+        return pixel_noise(rate, generator)
 
 
-def load_data(cfg: DataConfig) -> DataKind:
-    """Load ``cfg.dataset`` and split it with ``cfg.data_seed``."""
+def pixel_noise(rate: float, generator: torch.Generator) -> Corrupt:
+    """Replace a fraction ``rate`` of the [0, 1] pixels by uniform random values."""
+
+    def corrupt(x01: torch.Tensor) -> torch.Tensor:
+        hit = torch.rand(x01.shape, generator=generator).to(x01.device) < rate
+        return torch.where(hit, torch.rand(x01.shape, generator=generator).to(x01), x01)
+
+    return corrupt
+
+
+def load_task_data(task: TaskConfig) -> DataKind:
+    """The task's data, with the transforms its model resolves (streamed image data)."""
+    return load_data(task.data, task.model)
+
+
+def load_data(cfg: DataConfig, model: str | None = None) -> DataKind:
+    """Load ``cfg.dataset`` and split it with ``cfg.data_seed``. Image files and datasets are
+    streamed (:mod:`minsearch.tasks.stream`, transforms resolved for the spec ``model``);
+    digits, tensor pairs, text and density data are held in memory."""
     if cfg.kind == "text":
         from minsearch.tasks.text_data import load_text_data
 
@@ -141,15 +155,26 @@ def load_data(cfg: DataConfig) -> DataKind:
     from minsearch.tasks.image_sources import read_sources
 
     parts = read_sources(cfg)
-    train, val, test = _split(parts, cfg)
-    num_classes = _check_classes(torch.cat([train.y, val.y, test.y]), cfg)
+    if not all(isinstance(part, Split) for part in parts.values()):
+        from minsearch.tasks.stream import stream_data
+
+        return stream_data(parts, cfg, model)
+    given = [k for k in STREAM_KEYS if getattr(cfg, k) is not None]
+    if given:
+        raise UserError(f"{', '.join(f'`{k}`' for k in given)} apply to streamed image data "
+                        f"(imagefolder, torchvision:NAME, a function returning a dataset), but "
+                        f"`dataset: {cfg.dataset}` is held in memory as tensors; remove them.")
+    chosen = split_indices({k: len(v) for k, v in parts.items()}, cfg)
+    train, val, test = (Split(parts[part].x[index], parts[part].y[index])
+                        for part, index in chosen)
+    num_classes = check_classes(torch.cat([train.y, val.y, test.y]), cfg)
     images = train.images(slice(None))
     mean = images.mean(dim=(0, 2, 3))
     std = images.std(dim=(0, 2, 3)).clamp_min(1e-6)
     return TaskData(train, val, test, num_classes, mean, std)
 
 
-def _check_classes(y: torch.Tensor, cfg: DataConfig) -> int:
+def check_classes(y: torch.Tensor, cfg: DataConfig) -> int:
     """The number of classes (largest label + 1); fewer than two distinct labels is refused:
     a one-class model is always right, so every candidate would look perfect."""
     present = torch.unique(y).tolist()
@@ -163,29 +188,37 @@ def _check_classes(y: torch.Tensor, cfg: DataConfig) -> int:
     return int(max(present)) + 1
 
 
-def _split(parts: dict[str, Split], cfg: DataConfig) -> tuple[Split, Split, Split]:
+def split_indices(sizes: dict[str, int], cfg: DataConfig
+                  ) -> list[tuple[str, torch.Tensor]]:
+    """Train, val and test as ``(part, indices into that part)``, from the parts' sizes
+    (``all``, or ``train`` + ``test`` [+ ``val``]): shuffled with ``data_seed``, at most
+    ``max_samples`` taken per part, ``split`` fractions cut from ``all`` (or val from train),
+    val and test cut to ``eval_samples``. Index lists only: no example is read here."""
     generator = torch.Generator().manual_seed(cfg.data_seed)
 
-    def take(split: Split, limit: int | None) -> Split:
-        order = torch.randperm(len(split), generator=generator)
-        if limit is not None:
-            order = order[:limit]
-        return Split(split.x[order], split.y[order])
+    def take(part: str) -> torch.Tensor:
+        order = torch.randperm(sizes[part], generator=generator)
+        return order[:cfg.max_samples] if cfg.max_samples is not None else order
 
     f_train, f_val, f_test = cfg.split
-    if "all" in parts:
-        pool = take(parts["all"], cfg.max_samples)
+    if "all" in sizes:
+        pool = take("all")
         n = len(pool)
         n_test = max(1, round(n * f_test))
         n_val = round(n * f_val)
         n_train = n - n_val - n_test
         if n_train < 1:
             raise UserError(f"Split {list(cfg.split)} of {n} samples leaves no training data.")
-        cut = lambda a, b: Split(pool.x[a:b], pool.y[a:b])
-        return cut(0, n_train), cut(n_train, n_train + n_val), cut(n_train + n_val, n)
-    test = take(parts["test"], cfg.max_samples)
-    if "val" in parts:
-        return take(parts["train"], cfg.max_samples), take(parts["val"], cfg.max_samples), test
-    pool = take(parts["train"], cfg.max_samples)
-    n_val = round(len(pool) * f_val / (f_train + f_val))
-    return (Split(pool.x[n_val:], pool.y[n_val:]), Split(pool.x[:n_val], pool.y[:n_val]), test)
+        chosen = [("all", pool[:n_train]), ("all", pool[n_train:n_train + n_val]),
+                  ("all", pool[n_train + n_val:])]
+    else:
+        test = take("test")
+        if "val" in sizes:
+            chosen = [("train", take("train")), ("val", take("val")), ("test", test)]
+        else:
+            pool = take("train")
+            n_val = round(len(pool) * f_val / (f_train + f_val))
+            chosen = [("train", pool[n_val:]), ("train", pool[:n_val]), ("test", test)]
+    if cfg.eval_samples is not None:  # quick screens: the first of the shuffled val and test
+        chosen[1:] = [(part, index[:cfg.eval_samples]) for part, index in chosen[1:]]
+    return chosen

@@ -3,9 +3,11 @@ recipe's seed.
 
 A density model maps a batch ``x`` to ``log p(x)`` per example, ``(B,)`` in nats
 (:class:`minsearch.flows.model.DensityFlow`); it may also have ``penalty()`` (a soft Lipschitz
-penalty) that joins the loss. :func:`minsearch.tasks.train.train_epoch`, ``evaluate`` and
-``check_outputs`` hand density data to the functions here, so the search's trainable trains
-flows unchanged.
+penalty) that joins the loss. The trainer (:class:`minsearch.tasks.trainer.Trainer`) trains
+density data with :func:`density_loss` (the schedule, accumulation and precision keys apply;
+``precision: auto`` stays fp32 for flows, and ``distill`` is refused), and
+:func:`minsearch.tasks.train.evaluate` and ``check_outputs`` hand it to the functions here, so
+the search's trainable trains flows unchanged.
 
 Where a classifier reports validation *accuracy*, a density task reports **minus the
 validation bits per dimension** (higher is better, so curves and ASHA read it the same way).
@@ -13,7 +15,7 @@ validation bits per dimension** (higher is better, so curves and ASHA read it th
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,9 +26,11 @@ from minsearch.tasks.density_data import DensityData, DensitySplit
 from minsearch.tasks.train import Diverged, optimize
 
 
-def density_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``-mean log p(x)`` in nats per example, plus the model's penalty if it has one."""
-    loss = -model(x).mean()
+def density_loss(model: nn.Module, x: torch.Tensor, forward: Callable | None = None
+                 ) -> torch.Tensor:
+    """``-mean log p(x)`` in nats per example, plus the model's penalty if it has one.
+    ``forward``: the model's compiled forward, if any (``compile: true``)."""
+    loss = -(forward or model)(x).mean()
     penalty = model.penalty() if hasattr(model, "penalty") else None
     return loss if penalty is None else loss + penalty
 
@@ -34,26 +38,6 @@ def density_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                recipe: RecipeConfig) -> torch.Tensor:
     return optimize(model, optimizer, density_loss(model, x), recipe)
-
-
-def train_epoch(model: nn.Module, data: DensityData, recipe: RecipeConfig,
-                optimizer: torch.optim.Optimizer, *, epoch: int,
-                device: torch.device | str = "cpu") -> float:
-    """One shuffled pass over the training split; returns the mean training loss in bits
-    per dimension (the penalty included)."""
-    model.train()
-    generator = torch.Generator().manual_seed(recipe.seed * 10_007 + epoch)
-    total, count = 0.0, 0
-    for step, (x, _) in enumerate(data.batches(data.train, recipe.batch_size, device=device,
-                                               generator=generator)):
-        loss = float(train_step(model, optimizer, x, recipe))
-        if not math.isfinite(loss):
-            raise Diverged(f"training loss became {loss} at epoch {epoch}, step {step} "
-                           f"(lr={recipe.lr}); the flow diverged.")
-        total += loss * len(x)
-        count += len(x)
-    nats = total / max(count, 1)
-    return float(data.bits_per_dim(torch.tensor(-nats)))
 
 
 def example_bits_per_dim(model: nn.Module, data: DensityData, split: DensitySplit, *,

@@ -1,4 +1,7 @@
-"""The training loop: a plain classification recipe, deterministic from the recipe's seed.
+"""Training entry points: fit a model for a budget, a few steps, evaluate, check outputs.
+
+The loop itself, with the recipe's schedule, accumulation, precision and distillation, is
+:class:`~minsearch.tasks.trainer.Trainer`; everything is deterministic from the recipe's seed.
 
 Every data kind (:class:`~minsearch.tasks.data.DataKind`) gives logits ``(*y.shape, classes)``:
 one label per image, one next character per position of a text window. The loss and the
@@ -10,7 +13,6 @@ records that trial as FAILED with this message instead of ever reporting NaN.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -20,10 +22,11 @@ from torch import nn
 from minsearch.errors import UserError, one_line
 from minsearch.tasks.config import RecipeConfig
 from minsearch.tasks.data import DataKind
+from minsearch.tasks.schedule import Budget
+from minsearch.tasks.trainer import Diverged, Trainer, make_optimizer
 
-
-class Diverged(RuntimeError):
-    """Training produced a non-finite loss (or a measurement a non-finite value)."""
+__all__ = ["Diverged", "check_outputs", "evaluate", "fit", "make_optimizer", "optimize",
+           "resolve_device", "train_step", "train_steps"]
 
 
 def _density_loop(data: DataKind):
@@ -46,19 +49,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(model: nn.Module, recipe: RecipeConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-
-
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                y: torch.Tensor, recipe: RecipeConfig) -> torch.Tensor:
-    """One optimisation step; returns the (detached) loss."""
+    """One plain fp32 optimisation step (what the train-step objectives time and measure);
+    returns the (detached) loss."""
     logits = model(x)  # (*y.shape, classes)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                            label_smoothing=recipe.label_smoothing)
@@ -77,41 +71,21 @@ def optimize(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Ten
 
 
 def train_steps(model: nn.Module, data: DataKind, recipe: RecipeConfig, steps: int,
-                generator: torch.Generator, device: torch.device | str = "cpu") -> None:
-    """``steps`` optimisation steps with a fresh optimiser, on training batches drawn with
-    ``generator``, a new pass starting whenever one ends (a step budget rather than epochs:
-    what :func:`minsearch.surgery.ln_free.remove_norms_` gives after each frozen norm)."""
-    model.train()
-    optimizer = make_optimizer(model, recipe)
-    done = 0
-    while done < steps:
-        for x, y in data.batches(data.train, recipe.batch_size, device=device,
-                                 generator=generator):
-            train_step(model, optimizer, x, y, recipe)
-            done += 1
-            if done == steps:
-                break
+                generator: torch.Generator, device: torch.device | str = "cpu",
+                teacher: nn.Module | None = None) -> None:
+    """``steps`` optimisation steps with a fresh optimiser and schedule (over these steps), on
+    training batches drawn with ``generator``, a new pass starting whenever one ends (a step
+    budget rather than epochs: what :func:`minsearch.surgery.ln_free.remove_norms_` gives
+    after each frozen norm). ``teacher``: the parent, for ``distill``."""
+    trainer = Trainer(model, data, recipe, device=device, budget=Budget(steps, 1, False),
+                      teacher=teacher)
 
+    def passes():
+        while True:
+            yield from data.batches(data.train, recipe.batch_size, device=device,
+                                    generator=generator)
 
-def train_epoch(model: nn.Module, data: DataKind, recipe: RecipeConfig,
-                optimizer: torch.optim.Optimizer, *, epoch: int,
-                device: torch.device | str = "cpu") -> float:
-    """One epoch of the training split (``data.batches`` with a generator seeded from
-    ``epoch``: a shuffled pass over images, random windows of text). Returns the mean loss."""
-    if (density := _density_loop(data)) is not None:
-        return density.train_epoch(model, data, recipe, optimizer, epoch=epoch, device=device)
-    model.train()
-    generator = torch.Generator().manual_seed(recipe.seed * 10_007 + epoch)
-    total, count = 0.0, 0
-    for step, (x, y) in enumerate(data.batches(data.train, recipe.batch_size, device=device,
-                                               generator=generator)):
-        loss = float(train_step(model, optimizer, x, y, recipe))
-        if not math.isfinite(loss):
-            raise Diverged(f"training loss became {loss} at epoch {epoch}, step {step} "
-                           f"(lr={recipe.lr}); the candidate diverged.")
-        total += loss * len(y)
-        count += len(y)
-    return total / max(count, 1)
+    trainer.run(passes(), steps=steps)
 
 
 @torch.no_grad()
@@ -133,21 +107,25 @@ def evaluate(model: nn.Module, data: DataKind, split, *, batch_size: int = 256,
     return correct / max(total, 1)
 
 
-def fit(model: nn.Module, data: DataKind, recipe: RecipeConfig, *, epochs: int,
-        device: torch.device | str = "cpu", optimizer: torch.optim.Optimizer | None = None,
-        start_epoch: int = 0,
+def fit(model: nn.Module, data: DataKind, recipe: RecipeConfig, *, epochs: int | None = None,
+        device: torch.device | str = "cpu", teacher: nn.Module | None = None,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
-    """Train for ``epochs - start_epoch`` more epochs; after each, ``on_epoch(epoch, curve)``
-    with the training loss and validation accuracy. Returns the per-epoch curves."""
-    optimizer = optimizer or make_optimizer(model, recipe)
+    """Train for the recipe's budget (``epochs`` overrides it: the parent's
+    ``parent_epochs``); after each round (an epoch, or a tenth of a ``steps`` budget),
+    ``on_epoch(round, curve)`` with the training loss and validation accuracy. ``teacher``:
+    the parent, for ``distill``. Returns the per-round curves."""
+    budget = Budget.of(recipe, data, epochs)
+    if budget.total == 0:
+        return []
+    trainer = Trainer(model, data, recipe, device=device, budget=budget, teacher=teacher)
     curves = []
-    for epoch in range(start_epoch, epochs):
-        loss = train_epoch(model, data, recipe, optimizer, epoch=epoch, device=device)
+    for r in range(budget.rounds):
+        loss = trainer.train_round(r)
         split = data.val if len(data.val) else data.test
         point = {"train_loss": loss, "val_accuracy": evaluate(model, data, split, device=device)}
         curves.append(point)
         if on_epoch is not None:
-            on_epoch(epoch, point)
+            on_epoch(r, point)
     return curves
 
 

@@ -42,7 +42,7 @@ _EXPECTED = {"number_type": "a number", "float_type": "a number", "float_parsing
              "int_parsing": "an integer", "int_from_float": "an integer",
              "string_type": "a string", "bool_type": "true or false",
              "bool_parsing": "true or false", "dict_type": "a mapping", "tuple_type": "a list",
-             "list_type": "a list"}
+             "list_type": "a list", "model_type": "a mapping"}
 
 
 def unknown_keys(keys: Iterable[str], known: Iterable[str], what: str) -> str:

@@ -57,16 +57,6 @@ def truncated(tmp: Path) -> dict:
     return {"dataset": "imagefolder", "data_root": str(root)}
 
 
-def half_a_png(tmp: Path) -> dict:
-    from PIL import Image
-
-    root = image_tree(tmp / "images", TWO_CLASSES)
-    png = root / "a" / "2.png"
-    Image.effect_noise((32, 32), 50).save(png)  # noise: the pixel data is most of the file
-    png.write_bytes(png.read_bytes()[:png.stat().st_size // 2])
-    return {"dataset": "imagefolder", "data_root": str(root)}
-
-
 def folder(classes: dict[str, list[tuple[int, int]]], *, extra: Callable | None = None):
     def make(tmp: Path) -> dict:
         root = image_tree(tmp / "images", classes)
@@ -87,7 +77,8 @@ CASES: dict[str, tuple[dict | Callable[[Path], dict], list[str]]] = {
     # 2. image folders
     "truncated image": (truncated, ["Image 'b/1.png' under `data_root` '{root}' cannot be read",
                                     "remove or replace it"]),
-    "half an image": (half_a_png, ["Image 'a/2.png' under", "truncated", "remove or replace"]),
+    # (A file whose header is whole but whose pixels are cut short is found when it is read,
+    # not before: image folders are streamed. tests/tasks/test_stream.py checks its line.)
     "mixed image sizes": (folder({"a": [(8, 8)] * 3, "b": [(8, 8), (10, 9), (8, 8)]}),
                           ["Images of `dataset: imagefolder` under `data_root` '{root}' differ "
                            "in size: a/0.png is (3, 8, 8) and b/1.png is (3, 9, 10)",

@@ -58,6 +58,8 @@ def test_a_valid_search_passes_with_a_summary_and_writes_nothing(files, tmp_path
      "but the data needs (2, 10)"),
     ({"objectives": ["accuracy", "loss_p9"]}, {}, [], "Unknown objective 'loss_p9'"),
     ({}, {}, ["--trials", "0"], "--trials must be >= 1, but got 0"),
+    ({"warmup": 12}, {}, [], "task.yaml: `warmup: 12` is 12 optimiser steps, but the whole "
+                             "budget is 12 steps"),  # 1 epoch of 360 examples in batches of 32
 ])
 def test_a_failed_check_is_one_line_and_exit_2(files, tmp_path, capsys, task, space, args,
                                                message):

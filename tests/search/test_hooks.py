@@ -63,5 +63,6 @@ def test_the_test_plugins_fail_and_log(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="injected failure"):
         fail_when.fail_when(TrialStart("b", {"residual": "layerscale"}, 0))
     line = json.loads(log.read_text())
-    assert line.pop("time") > 0 and line == {"trial_id": "a", "start_epoch": 0, "node": "",
+    assert line.pop("time") > 0 and line == {"trial_id": "a", "start_epoch": 0, "seed": 0,
+                                             "node": "",
                                              "ip": "", "pid": os.getpid()}

@@ -104,3 +104,84 @@ def test_front_is_sorted_best_first_on_the_first_objective_in_its_direction():
     assert sort_front(front, {"loss": "min", "param_bytes": "min"})["loss"].tolist() == [
         1.9, 2.0, 2.2]
     assert sort_front(front, {"accuracy": "max"})["accuracy"].tolist() == [0.9, 0.7, 0.5]
+
+
+def seeded(tid, accuracies, size, number, norm="dyt"):
+    """A COMPLETE record trained on seeds 0..n-1: accuracy per seed, one exact size."""
+    return TrialRecord(tid, {"norm": norm}, state="COMPLETE", number=number,
+                       baseline=number == 1, seeds=list(range(len(accuracies))),
+                       objectives={"accuracy": sum(accuracies) / len(accuracies),
+                                   "param_bytes": size},
+                       per_seed={"accuracy": list(accuracies)}, held_out=359)
+
+
+def test_record_from_result_reads_seeds_per_seed_values_and_a_budget_rejection():
+    final = {"accuracy": 0.9, "param_bytes": 10.0, "final": 1, "seeds": "[3, 4]",
+             "per_seed": '{"accuracy": [0.89, 0.91]}', "held_out": 359}
+    done = record_from_result("a", {}, final, False, list(DIRS))
+    assert done.seeds == [3, 4] and done.per_seed == {"accuracy": [0.89, 0.91]}
+    assert done.held_out == 359
+    rejected = record_from_result("b", {}, {"param_bytes": 900.0, "rejected": 1, "epoch": 0,
+                                            "reason": "over budget, not trained: ..."},
+                                  False, list(DIRS))
+    assert rejected.state == "PRUNED" and rejected.reason.startswith("over budget")
+
+
+def test_feasibility_is_judged_on_the_paired_interval():
+    records = [
+        seeded("base", [0.90, 0.94, 0.92], 100, 1, norm="keep"),
+        seeded("sure", [0.895, 0.935, 0.915], 60, 2),  # 0.5 points down on every seed
+        seeded("bad", [0.50, 0.55, 0.52], 10, 3),  # 40 points down on every seed
+        seeded("noisy", [0.86, 0.95, 0.93], 50, 4),  # +4, -1, -1 points: cannot tell
+        seeded("noisy-big", [0.85, 0.95, 0.93], 70, 5),  # uncertain, but dominated by "sure"
+    ]
+    frame = results_frame(records, GENES, DIRS, drop(0.02)).set_index("trial_id")
+    assert frame["feasibility"].to_dict() == {"base": "feasible", "sure": "feasible",
+                                              "bad": "infeasible", "noisy": "uncertain",
+                                              "noisy-big": "uncertain"}
+    assert frame.loc["sure", "worsening"] == pytest.approx(0.005)
+    assert frame.loc["noisy", "worsening:lo"] < 0.02 < frame.loc["noisy", "worsening:hi"]
+    assert frame.loc["base", "worsening:lo"] == frame.loc["base", "worsening:hi"] == 0.0
+    # The front is on the feasible means; "noisy" (smaller than the front) is a contender
+    # beside it, never on it; "noisy-big" is dominated by a feasible trial: not even that.
+    assert frame.index[frame["pareto"]].tolist() == ["base", "sure"]
+    assert frame["contender"].to_dict() == {"base": False, "sure": False, "bad": False,
+                                            "noisy": True, "noisy-big": False}
+    # Intervals of each objective: a t-interval over seeds, an exact cost at both ends.
+    assert frame.loc["sure", "accuracy:lo"] < frame.loc["sure", "accuracy"] \
+        < frame.loc["sure", "accuracy:hi"]
+    assert frame.loc["sure", "param_bytes:lo"] == frame.loc["sure", "param_bytes:hi"] == 60
+    assert frame.loc["sure", "n_seeds"] == 3 and frame.loc["sure", "held_out"] == 359
+
+
+def test_stability_is_the_share_of_seed_resamples_that_keep_a_member_on_the_front():
+    """"x" (same size) beats the baseline on seed 0 and loses on seed 1; its mean wins (0.91
+    vs 0.90). Resampling two seeds gives 4 equally likely draws; only the one drawing seed 1
+    twice puts the baseline ahead: 3 of 4 keep "x" on the front."""
+    records = [seeded("base", [0.90, 0.90], 100, 1, norm="keep"),
+               seeded("x", [0.95, 0.87], 100, 2), seeded("small", [0.80, 0.80], 10, 3)]
+    frame = results_frame(records, GENES, DIRS, drop(None)).set_index("trial_id")
+    assert frame.index[frame["pareto"]].tolist() == ["x", "small"]
+    assert frame.loc["x", "stability"] == pytest.approx(0.75)
+    assert frame.loc["small", "stability"] == pytest.approx(1.0)  # smallest on every draw
+    assert math.isnan(frame.loc["base", "stability"])  # not a member
+
+
+def test_one_seed_keeps_the_point_decision_and_measures_no_stability():
+    records = [seeded("base", [0.90], 100, 1, norm="keep"), seeded("small", [0.89], 60, 2),
+               seeded("tiny", [0.50], 10, 3)]
+    frame = results_frame(records, GENES, DIRS, drop(0.02)).set_index("trial_id")
+    assert frame["feasibility"].tolist() == ["feasible", "feasible", "infeasible"]
+    assert frame["worsening:lo"].isna().all() and frame["accuracy:lo"].isna().all()
+    assert frame["stability"].isna().all()
+
+
+def test_the_front_figure_draws_uncertain_candidates_with_their_interval(tmp_path):
+    from minsearch.search.plot import plot_front
+
+    records = [seeded("base", [0.90, 0.94, 0.92], 100, 1, norm="keep"),
+               seeded("noisy", [0.86, 0.95, 0.93], 50, 2)]
+    frame = results_frame(records, GENES, DIRS, drop(0.02))
+    assert frame["feasibility"].tolist() == ["feasible", "uncertain"]
+    path = plot_front(frame, DIRS, drop(0.02), tmp_path / "front.png")
+    assert path is not None and path.stat().st_size > 1000

@@ -25,7 +25,8 @@ TRIALS = 6
 
 
 def test_kill_9_then_resume_finishes_every_trial_exactly_once(drivers, tmp_path):
-    task = write_yaml(tmp_path / "task.yaml", dict(TINY_TASK, epochs=2, checkpoint_seconds=0))
+    task = write_yaml(tmp_path / "task.yaml", dict(TINY_TASK, epochs=2, checkpoint_seconds=0,
+                                                   schedule="cosine", warmup=0.2))
     space = write_yaml(tmp_path / "space.yaml", dict(
         TINY_SPACE, trials=TRIALS, plugins=["tests.search.plugins.trial_log"]))
     run_dir, log = tmp_path / "run", tmp_path / "trainings.jsonl"

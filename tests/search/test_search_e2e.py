@@ -32,7 +32,9 @@ def search_run(tmp_path_factory):
     from tests.search.conftest import TINY_TASK, Drivers
 
     tmp = tmp_path_factory.mktemp("e2e")
-    task = write_yaml(tmp / "task.yaml", TINY_TASK)
+    # The recipe's schedule and distillation from the parent, through Ray trials.
+    task = write_yaml(tmp / "task.yaml", dict(TINY_TASK, schedule="cosine", warmup=0.1,
+                                              distill={"weight": 0.5, "temperature": 2.0}))
     space = write_yaml(tmp / "space.yaml", SPACE)
     run_dir = tmp / "run"
     drivers = Drivers(tmp)

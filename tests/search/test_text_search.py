@@ -114,16 +114,25 @@ def test_the_searcher_constrains_the_loss_increase(tmp_path):
 
 def test_report_can_go_reads_the_lowest_loss():
     from minsearch.search.report import can_go
+    from minsearch.search.results import TrialRecord, results_frame
     from minsearch.search.space import Gene
 
-    frame = pd.DataFrame({"state": ["COMPLETE"] * 3, "baseline": [True, False, False],
-                          "gene:norm": ["keep", "dyt", "dyt"], "loss": [2.0, 2.2, 2.03]})
+    def rec(tid, norm, losses, number):
+        return TrialRecord(tid, {"norm": norm}, state="COMPLETE", number=number,
+                           baseline=number == 1, seeds=[0, 1],
+                           objectives={"loss": sum(losses) / 2}, per_seed={"loss": losses})
+
+    records = [rec("base", "keep", [2.0, 2.1], 1), rec("worse", "dyt", [2.2, 2.3], 2),
+               rec("close", "dyt", [2.03, 2.13], 3)]  # 0.03 nats up on both seeds
     genes = [Gene("norm", "norm", ("a",), ("keep", "dyt"), {"keep": "keep", "dyt": "dyt"})]
-    rows = can_go(frame, genes, Constraint("loss", "min", 0.05))
-    assert rows == [{"gene": "norm", "sites": 1, "option": "dyt", "trials": 2, "best": 2.03,
-                     "worsening": pytest.approx(0.03), "within": True}]
+    constraint = Constraint("loss", "min", 0.05)
+    frame = results_frame(records, ["norm"], {"loss": "min"}, constraint)
+    [row] = can_go(frame, genes, constraint)
+    assert row["best_trial"] == "close" and row["mean"] == pytest.approx(2.08)
+    assert row["worsening"] == pytest.approx(0.03) and row["verdict"] == "can go"
     unlimited = can_go(frame, genes, Constraint("loss", "min", None))  # no limit: not judged
-    assert unlimited[0]["within"] is None and unlimited[0]["worsening"] == pytest.approx(0.03)
+    assert unlimited[0]["verdict"] == "not judged"
+    assert unlimited[0]["worsening"] == pytest.approx(0.03)
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -161,7 +170,7 @@ def test_lm_search_ends_with_a_front_on_the_loss(lm_run):
     assert frame["feasible"].tolist() == (frame["loss"] - base <= 0.5 + 1e-12).tolist()
     report = json.loads((run_dir / "report.json").read_text())
     assert report["constraint"] == {"objective": "loss", "direction": "min",
-                                    "max_worsening": 0.5}
+                                    "max_worsening": 0.5, "confidence": 0.9}
     assert "allowed loss increase 0.5" in (run_dir / "report.md").read_text()
     assert json.loads((run_dir / "search.json").read_text())["input_dtype"] == "int64"
 

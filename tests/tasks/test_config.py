@@ -110,6 +110,11 @@ def test_unknown_key_suggests_the_close_one(tmp_path):
     ({"model": "timm:x", "gpus_per_trial": -1}, "`gpus_per_trial` must be >= 0"),
     ({"model": "timm:x", "max_concurrent": 0}, "`max_concurrent` must be"),
     ({"model": "timm:x", "checkpoint_seconds": -1}, "`checkpoint_seconds` must be >= 0"),
+    ({"model": "timm:x", "seeds": 0}, r"`seeds` must be a count >= 1 .* got 0"),
+    ({"model": "timm:x", "seeds": [1, 1]}, r"distinct seeds, but got \[1, 1\]"),
+    ({"model": "timm:x", "seeds": "three"}, r"`seeds` must be a count .* got 'three' \(str\)\.$"),
+    ({"model": "timm:x", "confidence": 1.0}, r"`confidence` .* in \[0.5, 1\), but got 1.0"),
+    ({"model": "timm:x", "max_flops": 0}, "`max_flops` is a budget"),
 ])
 def test_mistakes_state_the_rule_and_value(flat, message):
     with pytest.raises(UserError, match=message):
@@ -134,3 +139,87 @@ def test_yaml_is_loaded_safely(tmp_path):
     path.write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(UserError, match=rf"{path}:1:8: .* constructor for the tag"):
         load_task(path)
+
+
+# ------------------------------------------------------------------------------ the recipe
+
+@pytest.mark.parametrize("keys, message", [
+    ({"epochs": 3, "steps": 100},
+     "Give the training budget as `epochs` or as `steps`, not both, but got epochs=3 and "
+     "steps=100; remove one."),
+    ({"steps": 0}, "`steps` must be an int >= 1, but got 0."),
+    ({"accumulate": 0}, "`accumulate` must be an int >= 1, but got 0."),
+    ({"schedule": "linear"}, "`schedule` must be one of constant, cosine, but got 'linear'."),
+    ({"warmup": 1.5}, "`warmup` is a number of optimiser steps (a whole number >= 1) or a "
+                      "fraction of the budget in [0, 1), but got 1.5; e.g. 100 or 0.05."),
+    ({"warmup": -0.1}, "but got -0.1; e.g. 100 or 0.05."),
+    ({"warmup": -1}, "but got -1; e.g. 100 or 0.05."),
+    ({"steps": 10, "warmup": 10}, "`warmup: 10` steps leaves nothing of the `steps: 10` budget; "
+                                  "make it shorter (e.g. a fraction: 0.05)."),
+    ({"precision": "fp8"}, "`precision` must be one of auto, bf16, fp16, fp32, but got 'fp8'."),
+    ({"channels_last": "yes"}, "`channels_last` must be one of auto, true, false, but got "
+                               "'yes'."),
+    ({"distill": {"weight": 1.5}}, "`distill.weight` is the share of the distillation term "
+                                   "in [0, 1] (0: labels only, 1: the parent's soft targets "
+                                   "only), but got 1.5."),
+    ({"distill": {"weight": -0.5}}, "but got -0.5."),
+    ({"distill": {"temperature": 0}}, "`distill.temperature` must be > 0 (1: the parent's own "
+                                      "probabilities, higher: softer), but got 0."),
+    ({"distill": {"wieght": 0.5}}, "Unknown `distill` key(s) 'wieght' (did you mean "
+                                   "'weight'?); known keys: temperature, weight."),
+    ({"distill": 0.5}, "`distill` must be a mapping, but got 0.5 (float)."),
+    ({"init": "scratch", "distill": {"weight": 0.5}},
+     "`distill` learns from the parent, so it needs `init: parent`, but got `init: scratch`; "
+     "set `init: parent` or remove `distill`."),
+    ({"dataset": "density:moons", "distill": {}}, "a density model (`dataset: density:moons`) "
+                                                  "has none: remove `distill`."),
+])
+def test_recipe_mistakes_are_one_line(tmp_path, keys, message):
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({"model": "timm:resnet18", **keys}))
+    with pytest.raises(UserError) as err:
+        load_task(path)
+    assert str(err.value).endswith(message) and "\n" not in str(err.value)
+    assert str(err.value).startswith(str(path))
+
+
+def test_recipe_keys_round_trip_and_budget_defaults():
+    task = TaskConfig.from_flat({"model": "timm:resnet18", "steps": 500, "schedule": "cosine",
+                                 "warmup": 0.05, "accumulate": 4, "precision": "bf16",
+                                 "channels_last": False, "compile": True,
+                                 "distill": {"weight": 0.7, "temperature": 4}})
+    assert TaskConfig.from_flat(task.to_flat()) == task
+    assert task.recipe.epochs is None and task.recipe.rounds == 10
+    assert task.recipe.distill.weight == 0.7 and task.recipe.distill.temperature == 4
+    assert RecipeConfig().epochs == 2 and RecipeConfig().rounds == 2  # the old default
+    assert RecipeConfig(warmup=100, steps=101).warmup == 100
+    assert RecipeConfig(distill={}).distill.weight == 0.5
+
+
+def test_parent_key_follows_the_keys_that_change_the_parents_weights():
+    from minsearch.tasks.candidate import parent_key
+
+    base = {"model": "timm:resnet18"}
+    key = parent_key(TaskConfig.from_flat(base))
+    same = [{"schedule": "constant", "warmup": 0, "precision": "auto", "accumulate": 1},
+            {"steps": 300}, {"epochs": 7}, {"distill": {"weight": 0.9}}]
+    for changes in same:  # defaults written out, and what only the candidates use
+        assert parent_key(TaskConfig.from_flat({**base, **changes})) == key, changes
+    other = [{"schedule": "cosine"}, {"warmup": 0.1}, {"accumulate": 2}, {"precision": "bf16"},
+             {"channels_last": True}, {"compile": True}]
+    keys = {parent_key(TaskConfig.from_flat({**base, **changes})) for changes in other}
+    assert len(keys) == len(other) and key not in keys
+def test_seeds_count_from_the_seed_or_are_listed_and_leave_the_parent_alone():
+    from minsearch.tasks.candidate import parent_key
+
+    base = TaskConfig.from_flat({"model": "timm:x", "seed": 4})
+    assert base.recipe.seed_list == (4,)
+    three = TaskConfig.from_flat({"model": "timm:x", "seed": 4, "seeds": 3})
+    assert three.recipe.seed_list == (4, 5, 6)
+    listed = TaskConfig.from_flat({"model": "timm:x", "seeds": [9, 2]})
+    assert listed.recipe.seed_list == (9, 2)
+    assert parent_key(three) == parent_key(base)  # the parent trains once, with `seed`
+    assert TaskConfig.from_flat(three.to_flat()) == three
+    budgets = TaskConfig.from_flat({"model": "timm:x", "max_param_bytes": 1000,
+                                    "max_flops": 2e6})
+    assert budgets.measure.budgets == {"param_bytes": 1000.0, "flops": 2e6}

@@ -68,9 +68,11 @@ def test_image_folder_is_read_and_resized(tmp_path):
         (tmp_path / label).mkdir()
         for i in range(10):
             Image.new("RGB", (12, 10), (shade, shade, i)).save(tmp_path / label / f"{i}.png")
-    data = load_data(DataConfig(dataset="imagefolder", data_root=str(tmp_path), image_size=8))
-    assert data.input_shape == (3, 8, 8) and data.train.x.dtype == torch.uint8
-    assert data.num_classes == 2
+    data = load_data(DataConfig(dataset="imagefolder", data_root=str(tmp_path), image_size=8,
+                                num_workers=0))
+    assert data.input_shape == (3, 8, 8) and data.num_classes == 2  # streamed, resized
+    x, _ = data.examples(data.train, 4)
+    assert x.shape == (4, 3, 8, 8) and x.dtype == torch.float32
     assert len(data.train) + len(data.val) + len(data.test) == 20
 
 

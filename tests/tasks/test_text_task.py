@@ -202,6 +202,27 @@ def test_candidate_on_char_codes_trains_and_keeps_the_parents_weights(text, pare
     assert all(math.isfinite(v) for v in values.values())
 
 
+
+def test_distillation_matches_the_parent_position_by_position(text, parent):
+    """Logits (B, T, vocab): the KL pairs the student's and the teacher's logits at each
+    position. The parent as its own student has none; the teacher shifted by one position
+    gives a large one; and a candidate trains with it."""
+    from minsearch.tasks.distill import build_teacher
+    from minsearch.tasks.trainer import Trainer
+
+    state, _ = parent
+    task = small(distill={"weight": 1.0, "temperature": 2.0})
+    teacher = build_teacher(task, state)
+    student, _ = build_candidate(task, {}, text, parent_state=state)
+    x, y = next(text.batches(text.train, 8, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        same = Trainer(student.eval(), text, task.recipe, teacher=teacher).loss(x, y)
+        shifted = Trainer(student, text, task.recipe,
+                          teacher=lambda inputs: teacher(inputs).roll(1, dims=1)).loss(x, y)
+    assert float(same) == pytest.approx(0.0, abs=1e-5) and float(shifted) > 0.1
+    curves = fit(student, text, task.recipe, epochs=1, teacher=teacher)
+    assert math.isfinite(curves[0]["train_loss"])
+
 @pytest.mark.parametrize("args", ["&vocab_size=64", "&block_size=8"])
 def test_a_model_that_does_not_fit_the_text_is_explained(text, args):
     from minsearch.models import build_model

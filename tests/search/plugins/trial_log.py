@@ -25,4 +25,5 @@ def log_training(start: TrialStart) -> None:
                      "ip": ray.util.get_node_ip_address()}
         with open(path, "a") as log:
             log.write(json.dumps({"trial_id": start.trial_id, "start_epoch": start.start_epoch,
+                                  "seed": start.seed,
                                   **where, "pid": os.getpid(), "time": time.time()}) + "\n")

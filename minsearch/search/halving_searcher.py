@@ -1,0 +1,112 @@
+"""Multi-fidelity search behind Ray Tune's Searcher interface: the promotion rule
+(:mod:`minsearch.search.promotion`) deciding, Optuna proposing the new genomes.
+
+A sketch of the live integration, tested without Ray (``tests/search/test_halving_searcher.py``)
+but **not wired into the controller**: the trainable, the results table and the stopper do not
+speak its protocol yet (docs/search-quality.md, "Live integration: what remains").
+
+The protocol, one Ray trial per :class:`~minsearch.search.promotion.Job`:
+
+- :meth:`HalvingSearcher.suggest` asks :func:`~minsearch.search.promotion.decide`. A new
+  genome (or the baseline, the first job) is asked of Optuna through
+  :class:`~minsearch.search.searcher.GenomeSearcher` (the baseline first, repeats replaced);
+  a promotion reuses the genome's params. The trial's config holds the params plus
+  :data:`WORK` (``[[seed, start, stop], ...]``: train that seed from the checkpoint at epoch
+  ``start``, the parent at 0, to ``stop``) and :data:`RUNG_EPOCHS` (where to measure);
+- the trial's final result holds :data:`RUNG_VALUES`: ``{seed: {epoch: [objectives in the
+  searcher's order]}}`` for every rung epoch it passed (JSON keys are strings);
+- :meth:`on_trial_complete` records those values; when a genome reaches the top rung, its
+  Optuna trial is told COMPLETE with its top-rung means (paired with the baseline's by the
+  searcher's constraint, as for any trial); an error fails the genome (FAIL, never promoted);
+- :meth:`close` tells PRUNED every genome still below the top rung when the search ends, so
+  early values never reach Optuna or the front.
+
+The state pickles with the searcher (Ray's ``save``/``restore``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from minsearch.objectives.constraint import Constraint
+from minsearch.search.promotion import HalvingConfig, HalvingState, Job, decide, rung_epochs
+from minsearch.search.searcher import GenomeSearcher
+from minsearch.search.space import Gene, SpaceConfig, baseline_params
+
+WORK = "minsearch_work"  # config key: [[seed, start, stop], ...]
+RUNG_EPOCHS = "minsearch_rung_epochs"  # config key: the epochs to measure at
+RUNG_VALUES = "rung_values"  # result key: {seed: {epoch: [values]}}
+
+
+def genome_name(params: Mapping[str, str]) -> str:
+    """A genome's key in the halving state: its params as sorted JSON."""
+    return json.dumps(dict(params), sort_keys=True)
+
+
+class HalvingSearcher(GenomeSearcher):
+    """:class:`GenomeSearcher` whose trials are the jobs of the promotion rule."""
+
+    def __init__(self, genes: list[Gene], space: SpaceConfig, directions: dict[str, str],
+                 constraint: Constraint, storage_url: str | None,
+                 halving: HalvingConfig) -> None:
+        super().__init__(genes, space, directions, constraint, storage_url)
+        self.halving = halving
+        self.halving_state = HalvingState(genome_name(baseline_params(genes)))
+        self._jobs: dict[str, Job] = {}  # Ray trial id -> the job it runs
+        self._asked_by: dict[str, str] = {}  # genome -> Ray trial id holding its Optuna trial
+        self._params: dict[str, dict[str, str]] = {}  # genome -> its params
+        self._exhausted = False
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        job = decide(self.halving, self.halving_state, exhausted=self._exhausted)
+        if job is not None and job.genome is None and len(self._seen) >= self._space_size:
+            self._exhausted = True  # every genome asked: the budget left promotes
+            job = decide(self.halving, self.halving_state, exhausted=True)
+        if job is None:
+            return None
+        if job.genome is None or job.genome not in self._params:  # new, or the baseline
+            params = super().suggest(trial_id)
+            name = genome_name(params)
+            if job.genome is not None and name != job.genome:
+                raise AssertionError(f"the study's first trial is not the baseline: {name}")
+            job = job.named(name)
+            self._asked_by[name], self._params[name] = trial_id, params
+        self.halving_state.issue(job)
+        self._jobs[trial_id] = job
+        epochs = sorted({e for w in job.work
+                         for e in rung_epochs(self.halving, w.start, w.stop)})
+        return {**self._params[job.genome], WORK: [[w.seed, w.start, w.stop] for w in job.work],
+                RUNG_EPOCHS: epochs}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        job = self._jobs.pop(trial_id, None)
+        if job is None:
+            return  # told already (a re-run from an older snapshot)
+        genome, state = job.genome, self.halving_state
+        asked = self._asked_by[genome]
+        if error:
+            state.record_failure(genome)
+            super().on_trial_complete(asked, None, error=True)
+            return
+        values = (result or {}).get(RUNG_VALUES, {})
+        values = json.loads(values) if isinstance(values, str) else values
+        for seed, by_epoch in values.items():
+            for epoch, row in by_epoch.items():
+                if (genome, int(seed), int(epoch)) not in state.values:
+                    state.record(genome, int(seed), int(epoch), row)
+        if (genome, job.rung) in state.pending:  # ended short of its work (stopped, lost)
+            state.abandon(job, self.halving)  # decide() issues the rest again
+        top = self.halving.top
+        if state.at_rung(self.halving, genome, top):
+            means = state.mean(self.halving, genome, top)
+            super().on_trial_complete(asked, dict(zip(self.metric, means.tolist(),
+                                                      strict=True)))
+
+    def close(self) -> None:
+        """Tell PRUNED every genome that never reached the top rung (the search ended)."""
+        for genome, asked in self._asked_by.items():  # a genome told before is not told again
+            if not self.halving_state.at_rung(self.halving, genome, self.halving.top):
+                super().on_trial_complete(asked, {})
