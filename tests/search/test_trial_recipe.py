@@ -57,9 +57,10 @@ def test_a_restored_trial_continues_its_schedule(monkeypatch, tmp_path):
     curves = [m for m, _ in whole.reports if "final" not in m]
     assert [c["epoch"] for c in curves] == list(range(1, 11))
     assert [c["step"] for c in curves] == list(range(2, 21, 2))  # 20 steps in 10 rounds
-    state = whole.saved(3, trainable.STATE)  # after round 4 of 10
-    assert state["epoch"] == 4 and state["step"] == 8
-    assert state["scheduler"]["last_epoch"] == 8
+    state = whole.saved(3, trainable.STATE)  # after round 4 of 10, of the only seed
+    current = state["current"]  # the seed in training (finished seeds are in state["done"])
+    assert current["epoch"] == 4 and current["step"] == 8 and state["done"] == {}
+    assert current["scheduler"]["last_epoch"] == 8
 
     resumed = run(monkeypatch, tmp_path / "resumed", state)
     assert [m["epoch"] for m, _ in resumed.reports] == [5, 6, 7, 8, 9, 10, 10]
@@ -69,10 +70,9 @@ def test_a_restored_trial_continues_its_schedule(monkeypatch, tmp_path):
     for key, value in resumed.saved(-1, trainable.WEIGHTS).items():
         torch.testing.assert_close(value, weights[key])
 
-
     # The check can fail: without the scheduler's state (a fresh warm-up and cosine from
     # round 5) the trial ends with other weights.
-    del state["scheduler"]
+    del current["scheduler"]
     fresh = run(monkeypatch, tmp_path / "fresh-schedule", state)
     assert any(not torch.allclose(v, weights[k])
                for k, v in fresh.saved(-1, trainable.WEIGHTS).items())
