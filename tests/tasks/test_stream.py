@@ -21,13 +21,7 @@ TIMM = "timm:resnet18?num_classes=4&layers=[1,1,1,1]&channels=[8,16,32,32]&stem_
 PLAIN = [{"Resize": [[16, 16]]}]  # a fixed-size eval transform: no augmentation
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: two on a loaded 2-core machine made an epoch 40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_folder(root, n: int = 2000, side: int = 16, seed: int = 0) -> None:

@@ -21,13 +21,7 @@ TIMM = "timm:resnet18?in_chans=1&num_classes=10&layers=[1,1,1,1]&channels=[16,32
        "&stem_width=16"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: two on a loaded 2-core machine made an epoch 40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
