@@ -31,12 +31,20 @@ BUSY = "is being run by another minsearch process (pid {pid}); wait for it or st
 CRASH_DUMP = ("SIGTERM received", "logging.cc", "Traceback", "Aborted")
 
 
-def finished(run) -> set[str]:
+def records(run) -> list[dict]:
     try:
-        records = json.loads((run / "trials.json").read_text())
+        return json.loads((run / "trials.json").read_text())
     except (OSError, ValueError):
-        return set()
-    return {r["trial_id"] for r in records if r["state"] in ("COMPLETE", "FAILED")}
+        return []
+
+
+def finished(run) -> set[str]:
+    return {r["trial_id"] for r in records(run) if r["state"] in ("COMPLETE", "FAILED")}
+
+
+def baseline_finished(run) -> bool:
+    """The baseline ended: from then on no finished trial is held, untold (see finish.py)."""
+    return any(r["baseline"] for r in records(run) if r["trial_id"] in finished(run))
 
 
 def trainings(log) -> list[dict]:
@@ -135,7 +143,7 @@ def stops(tmp_path_factory):
                                 trained=len(trainings(log)))
 
         # 2. Two resumes started together: one runs, the other is refused.
-        done, started = len(finished(run)), len(trainings(log))
+        started = len(trainings(log))
         pair = [drivers.start("resume", str(run), "--quiet", env=env, log=tmp / f"resume-{i}.log")
                 for i in range(2)]
         poll(lambda: any(p.poll() is not None for p in pair), timeout=120)
@@ -144,8 +152,15 @@ def stops(tmp_path_factory):
         stages["pair"] = dict(ended(pair[refused], tmp / f"resume-{refused}.log"),
                               winner=winner.pid)
 
-        # 3. SIGTERM to the resume that runs, while a trial trains.
-        poll(in_flight(done, started), winner)
+        # 3. SIGTERM to the resume that runs, while a trial trains, once the baseline ended.
+        # Before that, a trial that ended (the one held at the Ctrl-C, already COMPLETE for Ray
+        # and in trials.json as soon as the resume starts) is still held, untold, and the
+        # SIGTERM would make it INTERRUPTED again.
+        def told_and_training() -> bool:
+            since = {t["trial_id"] for t in trainings(log)[started:]}
+            return baseline_finished(run) and bool(since - finished(run))
+
+        poll(told_and_training, winner)
         os.kill(winner.pid, signal.SIGTERM)
         stages["sigterm"] = ended(winner, tmp / f"resume-{1 - refused}.log")
         stages["sigterm"].update(books=books.read(), done=finished(run),
