@@ -1,8 +1,10 @@
 """A search with ``seeds: 2``, run once for every test here: 4 trials (one refused by a
 budget), the driver killed with SIGKILL while a trial sits between its two seeds, then
-``minsearch resume``. The tests check the resume accounting (no seed trained twice, none lost)
+``minsearch resume``. The tests check the resume accounting (no seed trained twice, none lost,
+a trial finished before the kill kept as it was, no process left, local Ray on loopback only)
 and what the finished run holds: per-seed values, means and intervals, the budget refusal,
-Optuna, MLflow, the front and the report."""
+Optuna, MLflow, the front and the report. (The search trains with a cosine schedule and warmup,
+so a resumed seed continues its schedule from a checkpoint.)"""
 
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ import pandas as pd
 import pytest
 
 from tests.search.accounting import finished_records, trainings
-from tests.search.conftest import TINY_SPACE, TINY_TASK, write_yaml
+from tests.search.conftest import (
+    TINY_SPACE,
+    TINY_TASK,
+    listening_addresses,
+    session_processes,
+    write_yaml,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +43,8 @@ def seeded_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("seeds")
     task = write_yaml(tmp / "task.yaml", dict(TINY_TASK, seeds=2, checkpoint_seconds=0,
-                                              max_param_bytes=BUDGET, max_accuracy_drop=0.05))
+                                              max_param_bytes=BUDGET, max_accuracy_drop=0.05,
+                                              schedule="cosine", warmup=0.2))
     space = write_yaml(tmp / "space.yaml", dict(SPACE, plugins=[
         "tests.search.plugins.trial_log", "tests.search.plugins.seed_pause"]))
     run, log = tmp / "run", tmp / "trainings.jsonl"
@@ -50,15 +59,19 @@ def seeded_run(tmp_path_factory):
             time.sleep(0.1)
         time.sleep(2.5)  # seed 0's checkpoint reaches Ray's experiment snapshot (every 1 s)
         assert driver.poll() is None, "the search ended before it could be killed"
+        listening = listening_addresses(session_processes(driver.pid))
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
-        killed = {"at": time.time(), "done": {r["trial_id"] for r in finished_records(run)},
+        killed = {"at": time.time(), "listening": listening,
+                  "done": {r["trial_id"]: r["objectives"] for r in finished_records(run)},
                   "between": {r["trial_id"] for r in trainings(log) if r["seed"] == 1}}
         code, output = drivers.run("resume", str(run), "--quiet", env=env)
+        time.sleep(1)
+        left = [pid for sid in drivers.sessions for pid in session_processes(sid)]
     finally:
         drivers.cleanup()
     assert code == 0, output[-3000:]
-    return {"run": run, "output": output, "front": _front(run), "killed": killed,
+    return {"run": run, "output": output, "front": _front(run), "killed": killed, "left": left,
             "front_json": json.loads(_front(run, "--json")), "log": log}
 
 
@@ -83,18 +96,29 @@ def _results(run) -> pd.DataFrame:
 
 def test_a_kill_between_seeds_trains_no_seed_twice_and_loses_none(seeded_run):
     killed, runs = seeded_run["killed"], trainings(seeded_run["log"])
-    assert killed["between"] - killed["done"], "no trial was between its seeds at the kill"
+    between = killed["between"] - killed["done"].keys()
+    assert between, "no trial was between its seeds at the kill"
     after = [r for r in runs if r["time"] > killed["at"]]
-    for trial_id in killed["between"] - killed["done"]:  # seed 0 kept from its checkpoint
+    for trial_id in between:  # seed 0 kept from its checkpoint
         assert [r["seed"] for r in after if r["trial_id"] == trial_id] == [1], after
     for trial_id in killed["done"]:  # finished before the kill: trained no more
         assert not [r for r in after if r["trial_id"] == trial_id]
     frame = _results(seeded_run["run"])
+    for trial_id, before in killed["done"].items():  # kept as they were
+        assert frame.loc[trial_id, "accuracy"] == pytest.approx(before["accuracy"])
+    settings = json.loads((seeded_run["run"] / "search.json").read_text())
+    assert len(settings["orphans"]) <= 2 and settings["status"] == "finished"
     for trial_id in frame.index[frame["state"] == "COMPLETE"]:
         for seed in SEEDS:  # once, or a start the kill cut short and one after it
             starts = [r for r in runs if r["trial_id"] == trial_id and r["seed"] == seed]
             assert 1 <= len(starts) <= 2, (trial_id, seed, starts)
             assert len(starts) == 1 or starts[0]["time"] < killed["at"] < starts[1]["time"]
+
+
+def test_no_process_outlives_the_killed_driver_and_local_ray_listens_on_loopback(seeded_run):
+    listening = seeded_run["killed"]["listening"]  # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    assert listening and listening <= {"127.0.0.1", "::1"}, listening
+    assert seeded_run["left"] == []
 
 
 def test_every_trained_trial_carries_per_seed_values_means_and_intervals(seeded_run):
