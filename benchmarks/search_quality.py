@@ -18,7 +18,7 @@ Two steps, so that the second needs no training:
    prints, per strategy and budget, the hypervolume reached, the compute spent and the false
    discoveries, as mean and spread over the replays.
 
-    nice -n 10 python benchmarks/search_quality.py build [--seeds 3] [--workers 2]
+    nice -n 10 python benchmarks/search_quality.py build [--seeds 3 | --seeds 3,4,5] [--workers 2]
     python benchmarks/search_quality.py replay [--replays 20]
 """
 
@@ -270,7 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train the exhaustive table (minutes)")
-    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--seeds", default="3",
+                   help="a count N (seeds 0..N-1) or a comma-separated list, e.g. 3,4,5 for a "
+                        "table out of the sample the rule was tuned on")
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--out", type=Path, default=TABLE)
     b.add_argument("--limit", type=int, default=None, help="train only the first N (timing)")
@@ -287,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "build":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        build(list(range(args.seeds)), args.workers, args.out, args.limit)
+        seeds = ([int(s) for s in args.seeds.split(",")] if "," in args.seeds
+                 else list(range(int(args.seeds))))
+        build(seeds, args.workers, args.out, args.limit)
     elif args.command == "costs":
         remeasure_costs(args.table)
     else:
