@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from minsearch.search.multifidelity import genome_records
 from minsearch.search.plan import Plan
 from minsearch.search.results import (
     TrialRecord,
@@ -145,6 +146,14 @@ def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> di
     return counts
 
 
+def halving_finished(plan: Plan) -> bool:
+    """Whether a multi-fidelity search's searcher said FINISHED (its study records it)."""
+    from minsearch.search.halving_searcher import FINISHED_ATTR
+
+    study = plan.run.load_study()
+    return bool(study is not None and study.user_attrs.get(FINISHED_ATTR))
+
+
 def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
     """Write every result file and close the books; ``interrupted``: the driver was stopped
     (see the module docstring)."""
@@ -152,11 +161,11 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
     from minsearch.search.report import build_report, render_markdown
     from minsearch.tracking import SearchTracker
 
-    run = plan.run
+    run, halving = plan.run, plan.halving
     records = collect_records(plan)
-    told = told_trials(plan) if interrupted else frozenset()
+    told = told_trials(plan) if interrupted and halving is None else frozenset()
     stopped = frozenset(r.trial_id for r in records if interrupted and (
-        r.state in ("RUNNING", "PENDING") or r.trial_id not in told))
+        r.state in ("RUNNING", "PENDING") or (halving is None and r.trial_id not in told)))
     for record in records:
         if record.trial_id in stopped:
             in_flight = record.state in ("RUNNING", "PENDING")
@@ -164,11 +173,15 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
             record.reason = INTERRUPTED_REASON if in_flight else HELD_REASON
     if stopped:
         run.write_records(records)  # trials.json says what results.csv says
-    frame = results_frame(records, plan.gene_names, plan.directions, plan.constraint)
+    genomes = genome_records(records, halving)  # per genome with strategy: multifidelity
+    frame = results_frame(genomes, plan.gene_names, plan.directions, plan.constraint)
     summary = front_summary(frame, plan.directions)
-    states = {r.trial_id: r.state for r in records}
+    states = {r.trial_id: r.state for r in genomes}
     counts = {s: list(states.values()).count(s) for s in ("COMPLETE", "FAILED", "PRUNED")}
     finished = sum(counts.values()) == plan.space.trials and len(records) == plan.space.trials
+    if halving is not None:  # its searcher says when it is over
+        finished = halving_finished(plan) and sum(counts.values()) == len(genomes)
+        summary["jobs"] = len(records)
     summary["counts"] = counts
     summary["optuna"] = reconcile_study(plan, stopped)
     run.write_results(frame, summary)

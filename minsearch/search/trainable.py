@@ -55,6 +55,7 @@ from ray import tune
 from minsearch.objectives import measure_all, measure_costs, over_budget
 from minsearch.plugins import load_plugins
 from minsearch.search.hooks import TrialStart, run_trial_hooks
+from minsearch.search.promotion import WORK
 from minsearch.search.run_dir import CheckpointFiles
 from minsearch.search.space import Gene, genome_rules
 from minsearch.tasks.candidate import build_candidate
@@ -122,7 +123,12 @@ def run_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
     if FAILED in restored:
         raise TrialFailed(restored[FAILED]["reason"])
     try:
-        _train_and_measure(config, payload, restored.get(STATE))
+        if WORK in config:  # strategy: multifidelity
+            from minsearch.search.job_trainable import run_job
+
+            run_job(config, payload, restored.get(STATE))
+        else:
+            _train_and_measure(config, payload, restored.get(STATE))
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
         _report({"failed": 1, "reason": reason}, {FAILED: {"reason": reason}})
@@ -215,10 +221,12 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
 
 def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
                 done: dict[str, dict[str, float]], spent: Callable[[], float],
-                round_offset: int) -> None:
-    """Train one seed's candidate (``trainer.recipe.seed``) for the recipe's rounds, from
-    ``current``'s checkpoint when given. Rounds are reported counted over the seeds
-    (``round_offset`` before this one), so that they only grow."""
+                round_offset: int, stop: int | None = None,
+                after_round: Callable[[int], None] | None = None) -> None:
+    """Train one seed's candidate (``trainer.recipe.seed``) for the recipe's rounds (up to
+    round ``stop`` when given: a multi-fidelity job), from ``current``'s checkpoint when given.
+    Rounds are reported counted over the seeds (``round_offset`` before this one), so that they
+    only grow; ``after_round(rounds done)`` runs after each round's report."""
     model, data, recipe = trainer.model, trainer.data, trainer.recipe
     first_round = 0
     if current is not None:
@@ -226,7 +234,7 @@ def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
         trainer.load_state_dict(current)  # optimiser, lr schedule, grad scaler, step count
         first_round = int(current["epoch"])
     last_saved = time.perf_counter()
-    for r in range(first_round, trainer.budget.rounds):
+    for r in range(first_round, trainer.budget.rounds if stop is None else stop):
         loss = trainer.train_round(r)
         split = data.val if len(data.val) else data.test
         curve = {"epoch": round_offset + r + 1, "step": trainer.step, "seed": recipe.seed,
@@ -234,8 +242,16 @@ def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
                  "val_accuracy": evaluate(model, data, split, device=trainer.device)}
         if time.perf_counter() - last_saved < recipe.checkpoint_seconds:
             tune.report(curve)  # a checkpoint per round would cost more than the round here
-            continue
-        snapshot = {"model": model.state_dict(), **trainer.state_dict(), "epoch": r + 1,
-                    "seed": recipe.seed}
-        _report(curve, {STATE: {"done": done, "current": snapshot, "seconds": spent()}})
-        last_saved = time.perf_counter()
+        else:
+            _report(curve, {STATE: {"done": done, "current": snapshot(trainer, r + 1),
+                                    "seconds": spent()}})
+            last_saved = time.perf_counter()
+        if after_round is not None:
+            after_round(r + 1)
+
+
+def snapshot(trainer: Trainer, epoch: int) -> dict[str, Any]:
+    """What continues ``trainer``'s seed exactly after ``epoch`` rounds: weights, optimiser,
+    lr schedule, grad scaler, step count."""
+    return {"model": trainer.model.state_dict(), **trainer.state_dict(), "epoch": epoch,
+            "seed": trainer.recipe.seed}
