@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from minsearch.errors import UserError
-from minsearch.search.finish import Outcome, finish_search
+from minsearch.search.finish import Outcome, finish_search, halving_finished
 from minsearch.search.head import check_head
 from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
@@ -216,7 +216,9 @@ def _drive(plan: Plan, stop: StopSignals, tuner: Callable[[dict | None], Any], *
     except KeyboardInterrupt:
         stop.defer()
         stop.interrupted()
-    if grid is not None and unfinished(grid, plan.space.trials, plan.halving is not None):
+    jobs = plan.halving is not None  # multifidelity: over when its searcher says so
+    if grid is not None and (unfinished(grid, plan.space.trials, jobs)
+                             or jobs and not halving_finished(plan)):
         stop.interrupted()  # Ray Tune took the SIGINT and returned
     if stop.received is None:
         return finish_search(plan)

@@ -109,11 +109,15 @@ def told_trials(plan: Plan) -> frozenset[str]:
                      and str(t.number) not in stopped)
 
 
-def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> dict[str, int]:
+def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset(), *,
+                    tell: bool = True) -> dict[str, int]:
     """Tell FAIL to study trials left RUNNING: those of the Ray trials ``interrupted`` (ids)
     listed in the study's user attribute ``minsearch_interrupted`` ({number: Ray trial id}),
     the others as orphans (recorded in the settings); return the study's trial counts: by
-    state, with duplicates skipped, orphans and interrupted trials counted apart."""
+    state, with duplicates skipped, orphans and interrupted trials counted apart.
+    ``tell=False`` (a multi-fidelity search stopped before its searcher finished): every
+    genome below the top rung is still in the search and stays RUNNING, told by the resumed
+    searcher (when it reaches the top, or PRUNED when the search ends)."""
     import optuna
 
     from minsearch.search.searcher import DUPLICATE, INTERRUPTED, TRIAL_ID
@@ -123,7 +127,8 @@ def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> di
         return {}
     orphans = dict(plan.settings.orphans)
     stopped = dict(study.user_attrs.get(INTERRUPTED, {}))
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    running = (optuna.trial.TrialState.RUNNING,) if tell else ()
+    for trial in study.get_trials(deepcopy=False, states=running):
         ray_id = trial.user_attrs.get(TRIAL_ID)
         if ray_id in interrupted:
             stopped[str(trial.number)] = ray_id
@@ -183,7 +188,7 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
         finished = halving_finished(plan) and sum(counts.values()) == len(genomes)
         summary["jobs"] = len(records)
     summary["counts"] = counts
-    summary["optuna"] = reconcile_study(plan, stopped)
+    summary["optuna"] = reconcile_study(plan, stopped, tell=halving is None or finished)
     run.write_results(frame, summary)
     artifacts = [run.results_csv, run.front_csv, run.front_json]
     if not frame.empty and (finished or not interrupted):  # a stopped driver exits fast
