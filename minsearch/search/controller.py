@@ -23,6 +23,9 @@
   (results, Optuna, MLflow, status ``interrupted``) and raise
   :class:`~minsearch.search.stopping.SearchInterrupted`; ``resume`` continues the trials that
   were in flight from their last checkpoints.
+- ``strategy: multifidelity``: :class:`~minsearch.search.halving_searcher.HalvingSearcher`
+  instead of ``GenomeSearcher``, one trial per job, as many as it asks for (``num_samples``
+  -1) until it says FINISHED; a search that ends before that was stopped.
 - A parent that diverges ends the search: status ``failed`` with the reason, and a UserError
   that names the task's ``lr``.
 """

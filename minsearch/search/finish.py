@@ -5,7 +5,10 @@ Ray's experiment state (the run folder's ``tune/``) is the authority on which tr
 trial that started after Ray's last snapshot and before a driver kill does not exist for the
 restored search. Its Optuna trial, left RUNNING, is told FAIL (``study.tell``) and its number
 and reason are kept in the run folder's settings (``orphans``); its MLflow run is deleted.
-Everything is computed here from objects in memory and written once.
+Everything is computed here from objects in memory and written once. With ``strategy:
+multifidelity`` the table, the front, the counts and MLflow's states are per genome (its jobs
+folded, :func:`~minsearch.search.multifidelity.genome_records`), and the search is finished
+when its searcher said so (:func:`halving_finished`).
 
 A search stopped by Ctrl-C or SIGTERM (``interrupted``) closes its books the same way, with the
 trials that were in flight ending in one state everywhere: ``INTERRUPTED`` in ``results.csv``

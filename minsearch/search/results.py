@@ -1,6 +1,8 @@
 """The results table and the Pareto front (files: :class:`~minsearch.search.run_dir.RunDir`).
 
-One :class:`TrialRecord` per Ray trial; states are Optuna's words:
+One :class:`TrialRecord` per Ray trial (with ``strategy: multifidelity``, per job: the table
+is built from one record per genome, :func:`~minsearch.search.multifidelity.genome_records`);
+states are Optuna's words:
 
 - ``COMPLETE``: trained and measured (the only state that can be on the front);
 - ``FAILED``: raised or diverged, with its reason;

@@ -23,7 +23,9 @@ its own) is a :class:`~minsearch.errors.UserError` that says which and how to fi
 imports them first, so a site kind, an option or a trial hook they register is known when the
 genes are checked; every trial worker imports them again before it builds its candidate.
 ``sampler`` parameters are checked against the sampler's constructor
-(:mod:`minsearch.search.samplers`).
+(:mod:`minsearch.search.samplers`). ``strategy: multifidelity`` with ``rungs``, ``reduction``
+and ``budget_epochs`` runs successive halving instead of one trial per genome
+(:mod:`minsearch.search.multifidelity`).
 """
 
 from __future__ import annotations

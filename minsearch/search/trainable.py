@@ -33,6 +33,10 @@ weights with that seed. Results:
   the error is raised (the trial ends ERROR, Optuna FAIL). A retry (``max_failures``) of a
   deterministic failure re-raises at once instead of training again.
 
+With ``strategy: multifidelity`` a trial is one job of a genome (its config holds
+:data:`~minsearch.search.promotion.WORK`): :mod:`minsearch.search.job_trainable` runs it with
+the same :func:`_train_seed`, stopped at the job's rung epochs.
+
 A trial imports the space's plugins first; it runs the registered trial hooks
 (:mod:`minsearch.search.hooks`) after it has built the candidate for a seed and before it
 trains it (a genome over a budget never reaches them); a hook that raises fails the trial.
