@@ -10,7 +10,10 @@ folder's figure; one search seed per strategy: no spread).
 
     python benchmarks/multifidelity_live.py [--task tasks/digits_vit.yaml]
         [--space search_spaces/digits_vit.yaml] [--trials 8] [--genomes 40]
-        [--rungs 1x1,8x1,8x3] [--reduction 3]
+        [--rungs 1x1+0.2,2x1+0.1,8x3] [--reduction 3]
+
+``--rungs``: EPOCHSxSEEDS[+SLACK], the replay's tuned default (``benchmarks/quality_replay.py``
+``default_halving``) unless given.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def main() -> None:
     parser.add_argument("--space", default="search_spaces/digits_vit.yaml")
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--genomes", type=int, default=40)
-    parser.add_argument("--rungs", default="1x1,8x1,8x3", help="EPOCHSxSEEDS,...")
+    parser.add_argument("--rungs", default="1x1+0.2,2x1+0.1,8x3",
+                        help="EPOCHSxSEEDS[+SLACK],...")
     parser.add_argument("--reduction", type=float, default=3.0)
     args = parser.parse_args()
     task = yaml.safe_load((ROOT / args.task).read_text())
@@ -63,8 +67,11 @@ def main() -> None:
     seeds = seeds if isinstance(seeds, int) else len(seeds)
     budget = args.trials * seeds * task["epochs"]
     space = yaml.safe_load((ROOT / args.space).read_text())
-    rungs = [dict(zip(("epochs", "seeds"), map(int, r.split("x")), strict=True))
-             for r in args.rungs.split(",")]
+    rungs = []
+    for text in args.rungs.split(","):
+        budget, _, slack = text.partition("+")
+        epochs, seeds = map(int, budget.split("x"))
+        rungs.append({"epochs": epochs, "seeds": seeds, "slack": float(slack or 0)})
     with tempfile.TemporaryDirectory(prefix="minsearch-mf-") as tmp:
         tmp = Path(tmp)
         default = tmp / "default.yaml"

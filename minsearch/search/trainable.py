@@ -230,7 +230,7 @@ def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
     """Train one seed's candidate (``trainer.recipe.seed``) for the recipe's rounds (up to
     round ``stop`` when given: a multi-fidelity job), from ``current``'s checkpoint when given.
     Rounds are reported counted over the seeds (``round_offset`` before this one), so that they
-    only grow; ``after_round(rounds done)`` runs after each round's report."""
+    only grow; ``after_round(rounds done)`` runs after each round, before its report."""
     model, data, recipe = trainer.model, trainer.data, trainer.recipe
     first_round = 0
     if current is not None:
@@ -244,14 +244,14 @@ def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
         curve = {"epoch": round_offset + r + 1, "step": trainer.step, "seed": recipe.seed,
                  "train_loss": loss,
                  "val_accuracy": evaluate(model, data, split, device=trainer.device)}
+        if after_round is not None:  # before Ray's checkpoint: one restored from it never
+            after_round(r + 1)  # skips what after_round saves (a job's rung checkpoint)
         if time.perf_counter() - last_saved < recipe.checkpoint_seconds:
             tune.report(curve)  # a checkpoint per round would cost more than the round here
-        else:
-            _report(curve, {STATE: {"done": done, "current": snapshot(trainer, r + 1),
-                                    "seconds": spent()}})
-            last_saved = time.perf_counter()
-        if after_round is not None:
-            after_round(r + 1)
+            continue
+        _report(curve, {STATE: {"done": done, "current": snapshot(trainer, r + 1),
+                                "seconds": spent()}})
+        last_saved = time.perf_counter()
 
 
 def snapshot(trainer: Trainer, epoch: int) -> dict[str, Any]:
