@@ -69,8 +69,8 @@ def main() -> None:
     space = yaml.safe_load((ROOT / args.space).read_text())
     rungs = []
     for text in args.rungs.split(","):
-        budget, _, slack = text.partition("+")
-        epochs, seeds = map(int, budget.split("x"))
+        size, _, slack = text.partition("+")
+        epochs, seeds = map(int, size.split("x"))
         rungs.append({"epochs": epochs, "seeds": seeds, "slack": float(slack or 0)})
     with tempfile.TemporaryDirectory(prefix="minsearch-mf-") as tmp:
         tmp = Path(tmp)
