@@ -43,11 +43,11 @@ from minsearch.search.space import Gene, genome_rules
 from minsearch.search.trainable import (
     FINAL,
     WEIGHTS,
-    _data,
-    _report,
-    _train_seed,
     placement,
+    report_with_files,
     snapshot,
+    task_data,
+    train_seed,
 )
 from minsearch.tasks.candidate import build_candidate
 from minsearch.tasks.config import TaskConfig
@@ -80,7 +80,7 @@ def run_job(config: dict[str, Any], payload: dict[str, Any],
     genome_key = json.dumps(params, sort_keys=True)  # halving_searcher.genome_name
     run, names = RunDir(payload["run_dir"]), list(task.measure.objectives)
     rung_epochs = {int(e) for e in config[RUNG_EPOCHS]}
-    device, data = resolve_device(task.recipe.device), _data(task)
+    device, data = resolve_device(task.recipe.device), task_data(task)
     restored = (state or {}).get("current")  # this trial's own progress (a restored trial)
     teacher = None
     if task.recipe.distill is not None:
@@ -136,7 +136,7 @@ def run_job(config: dict[str, Any], payload: dict[str, Any],
             values.setdefault(str(seed), {})[str(epoch)] = row
 
         first = int(current["epoch"]) if current else 0
-        _train_seed(trainer, current, {}, lambda: time.perf_counter() - start_time,
+        train_seed(trainer, current, {}, lambda: time.perf_counter() - start_time,
                     round_offset=trained - first, stop=stop, after_round=measure_and_save)
         trained += stop - first
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -145,4 +145,4 @@ def run_job(config: dict[str, Any], payload: dict[str, Any],
              RUNG_VALUES: json.dumps(values), "held_out": len(data.test),
              "seconds": time.perf_counter() - start_time,
              "genome": json.dumps(genome, sort_keys=True), **placement(started_at)}
-    _report(final, {FINAL: final, WEIGHTS: weights})
+    report_with_files(final, {FINAL: final, WEIGHTS: weights})

@@ -35,7 +35,7 @@ weights with that seed. Results:
 
 With ``strategy: multifidelity`` a trial is one job of a genome (its config holds
 :data:`~minsearch.search.promotion.WORK`): :mod:`minsearch.search.job_trainable` runs it with
-the same :func:`_train_seed`, stopped at the job's rung epochs.
+the same :func:`train_seed`, stopped at the job's rung epochs.
 
 A trial imports the space's plugins first; it runs the registered trial hooks
 (:mod:`minsearch.search.hooks`) after it has built the candidate for a seed and before it
@@ -81,7 +81,7 @@ class TrialFailed(RuntimeError):
     """A trial failed for a reason recorded in its checkpoint (re-raised on retry)."""
 
 
-def _data(task: TaskConfig) -> DataKind:
+def task_data(task: TaskConfig) -> DataKind:
     key = json.dumps(task.to_flat(), sort_keys=True, default=str)
     if key not in _DATA:
         _DATA.clear()
@@ -89,7 +89,7 @@ def _data(task: TaskConfig) -> DataKind:
     return _DATA[key]
 
 
-def _report(metrics: dict[str, Any], files: dict[str, Any]) -> None:
+def report_with_files(metrics: dict[str, Any], files: dict[str, Any]) -> None:
     """``tune.report`` with a checkpoint made of ``files`` (json for dicts, torch for the rest)."""
     with tempfile.TemporaryDirectory(prefix="minsearch-ckpt-") as tmp:
         for name, value in files.items():
@@ -135,7 +135,7 @@ def run_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
             _train_and_measure(config, payload, restored.get(STATE))
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
-        _report({"failed": 1, "reason": reason}, {FAILED: {"reason": reason}})
+        report_with_files({"failed": 1, "reason": reason}, {FAILED: {"reason": reason}})
         raise
 
 
@@ -176,7 +176,7 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
     genes = [Gene.from_json(g) for g in payload["genes"]]
     params = {g.name: config[g.name] for g in genes}
     device = resolve_device(task.recipe.device)
-    data = _data(task)
+    data = task_data(task)
     seeds = task.recipe.seed_list
     progress = _resumable(state, seeds[0])
     done: dict[str, dict[str, float]] = dict(progress["done"])
@@ -203,12 +203,12 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
                 return
         run_trial_hooks(TrialStart(tune.get_context().get_trial_id(), dict(params),
                                    int(current["epoch"]) if current else 0, seed))
-        _train_seed(Trainer(model, data, seed_task.recipe, device=device, teacher=teacher),
+        train_seed(Trainer(model, data, seed_task.recipe, device=device, teacher=teacher),
                     current, done, spent, round_offset=index * rounds)
         values, extras = measure_all(model, data, task, device, skip=set(costs))
         done[str(seed)] = {**values, **extras}
         if index < len(seeds) - 1:  # the last seed's checkpoint is the final one (weights)
-            _report({"epoch": (index + 1) * rounds, "seed": seed, "seed_done": 1},
+            report_with_files({"epoch": (index + 1) * rounds, "seed": seed, "seed_done": 1},
                     {STATE: {"done": done, "current": None, "seconds": spent()}})
     assert costs is not None, "the last seed trains in the run that reports the final result"
     means = {name: float(np.mean([done[str(s)][name] for s in seeds]))
@@ -220,10 +220,10 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
              "per_seed": json.dumps(per_seed), "held_out": len(data.test),
              "genome": json.dumps(genome, sort_keys=True), **placement(started_at)}
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # the last seed's
-    _report(final, {FINAL: final, WEIGHTS: weights})
+    report_with_files(final, {FINAL: final, WEIGHTS: weights})
 
 
-def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
+def train_seed(trainer: Trainer, current: dict[str, Any] | None,
                 done: dict[str, dict[str, float]], spent: Callable[[], float],
                 round_offset: int, stop: int | None = None,
                 after_round: Callable[[int], None] | None = None) -> None:
@@ -249,7 +249,7 @@ def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
         if time.perf_counter() - last_saved < recipe.checkpoint_seconds:
             tune.report(curve)  # a checkpoint per round would cost more than the round here
             continue
-        _report(curve, {STATE: {"done": done, "current": snapshot(trainer, r + 1),
+        report_with_files(curve, {STATE: {"done": done, "current": snapshot(trainer, r + 1),
                                 "seconds": spent()}})
         last_saved = time.perf_counter()
 
