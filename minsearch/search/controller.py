@@ -23,6 +23,9 @@
   (results, Optuna, MLflow, status ``interrupted``) and raise
   :class:`~minsearch.search.stopping.SearchInterrupted`; ``resume`` continues the trials that
   were in flight from their last checkpoints.
+- ``strategy: multifidelity``: :class:`~minsearch.search.halving_searcher.HalvingSearcher`
+  instead of ``GenomeSearcher``, one trial per job, as many as it asks for (``num_samples``
+  -1) until it says FINISHED; a search that ends before that was stopped.
 - A parent that diverges ends the search: status ``failed`` with the reason, and a UserError
   that names the task's ``lr``.
 """
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from minsearch.errors import UserError
-from minsearch.search.finish import Outcome, finish_search
+from minsearch.search.finish import Outcome, finish_search, halving_finished
 from minsearch.search.head import check_head
 from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
@@ -100,7 +103,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
 def _payload(plan: Plan, parent_state: dict | None) -> dict[str, Any]:
     return {"task": plan.task.to_flat(), "genes": [g.to_json() for g in plan.genes],
             "plugins": list(plan.space.plugins), "parent_state": parent_state,
-            "threads": max(1, int(plan.task.resources.cpus_per_trial))}
+            "threads": max(1, int(plan.task.resources.cpus_per_trial)),
+            "run_dir": str(plan.run.path.resolve())}  # multifidelity: rung checkpoints
 
 
 def _trainable(plan: Plan, parent_state: dict | None):
@@ -147,10 +151,15 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
     from ray.tune.schedulers import ASHAScheduler
 
     from minsearch.search.callbacks import SearchCallback
+    from minsearch.search.halving_searcher import HalvingSearcher
     from minsearch.search.searcher import GenomeSearcher
 
-    searcher = GenomeSearcher(plan.genes, plan.space, plan.directions, plan.constraint,
-                              plan.run.storage_url)
+    if plan.halving is None:
+        searcher = GenomeSearcher(plan.genes, plan.space, plan.directions, plan.constraint,
+                                  plan.run.storage_url)
+    else:  # strategy: multifidelity: one trial per job; it says when the search is over
+        searcher = HalvingSearcher(plan.genes, plan.space, plan.directions, plan.constraint,
+                                   plan.run.storage_url, plan.halving)
     scheduler = None
     if plan.space.asha_grace_epochs:
         scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
@@ -160,11 +169,12 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
                                   stop_last_trials=False)
     callback = SearchCallback(plan.run, plan.directions, plan.gene_names, plan.baseline,
                               plan.space.trials, plan.task.resources.max_concurrent,
-                              plan.constraint, tracking_uri, live=live)
+                              plan.constraint, tracking_uri, live=live, halving=plan.halving)
     return tune.Tuner(
         _trainable(plan, parent_state),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                    num_samples=plan.space.trials,
+                                    num_samples=plan.space.trials if plan.halving is None
+                                    else -1,  # jobs until the searcher says FINISHED
                                     max_concurrent_trials=plan.task.resources.max_concurrent,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=plan.run.tune_dir.name,
@@ -209,7 +219,9 @@ def _drive(plan: Plan, stop: StopSignals, tuner: Callable[[dict | None], Any], *
     except KeyboardInterrupt:
         stop.defer()
         stop.interrupted()
-    if grid is not None and unfinished(grid, plan.space.trials):
+    jobs = plan.halving is not None  # multifidelity: over when its searcher says so
+    if grid is not None and (unfinished(grid, plan.space.trials, jobs)
+                             or jobs and not halving_finished(plan)):
         stop.interrupted()  # Ray Tune took the SIGINT and returned
     if stop.received is None:
         return finish_search(plan)

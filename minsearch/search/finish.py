@@ -5,7 +5,10 @@ Ray's experiment state (the run folder's ``tune/``) is the authority on which tr
 trial that started after Ray's last snapshot and before a driver kill does not exist for the
 restored search. Its Optuna trial, left RUNNING, is told FAIL (``study.tell``) and its number
 and reason are kept in the run folder's settings (``orphans``); its MLflow run is deleted.
-Everything is computed here from objects in memory and written once.
+Everything is computed here from objects in memory and written once. With ``strategy:
+multifidelity`` the table, the front, the counts and MLflow's states are per genome (its jobs
+folded, :func:`~minsearch.search.multifidelity.genome_records`), and the search is finished
+when its searcher said so (:func:`halving_finished`).
 
 A search stopped by Ctrl-C or SIGTERM (``interrupted``) closes its books the same way, with the
 trials that were in flight ending in one state everywhere: ``INTERRUPTED`` in ``results.csv``
@@ -30,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from minsearch.search.multifidelity import genome_records
 from minsearch.search.plan import Plan
 from minsearch.search.results import (
     TrialRecord,
@@ -108,11 +112,15 @@ def told_trials(plan: Plan) -> frozenset[str]:
                      and str(t.number) not in stopped)
 
 
-def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> dict[str, int]:
+def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset(), *,
+                    tell: bool = True) -> dict[str, int]:
     """Tell FAIL to study trials left RUNNING: those of the Ray trials ``interrupted`` (ids)
     listed in the study's user attribute ``minsearch_interrupted`` ({number: Ray trial id}),
     the others as orphans (recorded in the settings); return the study's trial counts: by
-    state, with duplicates skipped, orphans and interrupted trials counted apart."""
+    state, with duplicates skipped, orphans and interrupted trials counted apart.
+    ``tell=False`` (a multi-fidelity search stopped before its searcher finished): every
+    genome below the top rung is still in the search and stays RUNNING, told by the resumed
+    searcher (when it reaches the top, or PRUNED when the search ends)."""
     import optuna
 
     from minsearch.search.searcher import DUPLICATE, INTERRUPTED, TRIAL_ID
@@ -122,7 +130,8 @@ def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> di
         return {}
     orphans = dict(plan.settings.orphans)
     stopped = dict(study.user_attrs.get(INTERRUPTED, {}))
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    running = (optuna.trial.TrialState.RUNNING,) if tell else ()
+    for trial in study.get_trials(deepcopy=False, states=running):
         ray_id = trial.user_attrs.get(TRIAL_ID)
         if ray_id in interrupted:
             stopped[str(trial.number)] = ray_id
@@ -145,6 +154,14 @@ def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset()) -> di
     return counts
 
 
+def halving_finished(plan: Plan) -> bool:
+    """Whether a multi-fidelity search's searcher said FINISHED (its study records it)."""
+    from minsearch.search.halving_searcher import FINISHED_ATTR
+
+    study = plan.run.load_study()
+    return bool(study is not None and study.user_attrs.get(FINISHED_ATTR))
+
+
 def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
     """Write every result file and close the books; ``interrupted``: the driver was stopped
     (see the module docstring)."""
@@ -152,11 +169,11 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
     from minsearch.search.report import build_report, render_markdown
     from minsearch.tracking import SearchTracker
 
-    run = plan.run
+    run, halving = plan.run, plan.halving
     records = collect_records(plan)
-    told = told_trials(plan) if interrupted else frozenset()
+    told = told_trials(plan) if interrupted and halving is None else frozenset()
     stopped = frozenset(r.trial_id for r in records if interrupted and (
-        r.state in ("RUNNING", "PENDING") or r.trial_id not in told))
+        r.state in ("RUNNING", "PENDING") or (halving is None and r.trial_id not in told)))
     for record in records:
         if record.trial_id in stopped:
             in_flight = record.state in ("RUNNING", "PENDING")
@@ -164,13 +181,17 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
             record.reason = INTERRUPTED_REASON if in_flight else HELD_REASON
     if stopped:
         run.write_records(records)  # trials.json says what results.csv says
-    frame = results_frame(records, plan.gene_names, plan.directions, plan.constraint)
+    genomes = genome_records(records, halving)  # per genome with strategy: multifidelity
+    frame = results_frame(genomes, plan.gene_names, plan.directions, plan.constraint)
     summary = front_summary(frame, plan.directions)
-    states = {r.trial_id: r.state for r in records}
+    states = {r.trial_id: r.state for r in genomes}
     counts = {s: list(states.values()).count(s) for s in ("COMPLETE", "FAILED", "PRUNED")}
     finished = sum(counts.values()) == plan.space.trials and len(records) == plan.space.trials
+    if halving is not None:  # its searcher says when it is over
+        finished = halving_finished(plan) and sum(counts.values()) == len(genomes)
+        summary["jobs"] = len(records)
     summary["counts"] = counts
-    summary["optuna"] = reconcile_study(plan, stopped)
+    summary["optuna"] = reconcile_study(plan, stopped, tell=halving is None or finished)
     run.write_results(frame, summary)
     artifacts = [run.results_csv, run.front_csv, run.front_json]
     if not frame.empty and (finished or not interrupted):  # a stopped driver exits fast

@@ -1,9 +1,10 @@
 """Multi-fidelity search behind Ray Tune's Searcher interface: the promotion rule
 (:mod:`minsearch.search.promotion`) deciding, Optuna proposing the new genomes.
 
-A sketch of the live integration, tested without Ray (``tests/search/test_halving_searcher.py``)
-but **not wired into the controller**: the trainable, the results table and the stopper do not
-speak its protocol yet (docs/search-quality.md, "Live integration: what remains").
+The controller builds it for ``strategy: multifidelity`` (:mod:`minsearch.search.
+multifidelity`); the jobs run in :mod:`minsearch.search.job_trainable`. Tested without Ray
+(``tests/search/test_halving_searcher.py``) and in a live search killed mid-promotion
+(``tests/search/test_multifidelity.py``).
 
 The protocol, one Ray trial per :class:`~minsearch.search.promotion.Job`:
 
@@ -18,8 +19,12 @@ The protocol, one Ray trial per :class:`~minsearch.search.promotion.Job`:
 - :meth:`on_trial_complete` records those values; when a genome reaches the top rung, its
   Optuna trial is told COMPLETE with its top-rung means (paired with the baseline's by the
   searcher's constraint, as for any trial); an error fails the genome (FAIL, never promoted);
-- :meth:`close` tells PRUNED every genome still below the top rung when the search ends, so
-  early values never reach Optuna or the front.
+- a result with ``rejected`` (a genome over a cost budget, refused untrained) fails the
+  genome in the rule and is told PRUNED;
+- the search ends (:attr:`FINISHED`) when ``decide`` has nothing left, or its next job no
+  longer fits ``budget_epochs``, and no job is running; new genomes stop at the space's
+  ``trials`` (or its size). :meth:`close` then tells PRUNED every genome still below the top
+  rung, so early values never reach Optuna or the front, and marks the study finished.
 
 The state pickles with the searcher (Ray's ``save``/``restore``).
 """
@@ -31,13 +36,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from minsearch.objectives.constraint import Constraint
-from minsearch.search.promotion import HalvingConfig, HalvingState, Job, decide, rung_epochs
+from minsearch.search.promotion import (
+    RUNG_EPOCHS,
+    RUNG_VALUES,
+    WORK,
+    HalvingConfig,
+    HalvingState,
+    Job,
+    decide,
+    rung_epochs,
+)
 from minsearch.search.searcher import GenomeSearcher
 from minsearch.search.space import Gene, SpaceConfig, baseline_params
 
-WORK = "minsearch_work"  # config key: [[seed, start, stop], ...]
-RUNG_EPOCHS = "minsearch_rung_epochs"  # config key: the epochs to measure at
-RUNG_VALUES = "rung_values"  # result key: {seed: {epoch: [values]}}
+__all__ = ["FINISHED_ATTR", "RUNG_EPOCHS", "RUNG_VALUES", "WORK", "HalvingSearcher",
+           "genome_name"]
+FINISHED_ATTR = "minsearch_halving_finished"  # study user attr: the searcher said FINISHED
 
 
 def genome_name(params: Mapping[str, str]) -> str:
@@ -58,14 +72,22 @@ class HalvingSearcher(GenomeSearcher):
         self._asked_by: dict[str, str] = {}  # genome -> Ray trial id holding its Optuna trial
         self._params: dict[str, dict[str, str]] = {}  # genome -> its params
         self._exhausted = False
+        self._genomes = min(self._space_size, space.trials)  # new genomes it may start
+        self._budget = space.budget_epochs  # epoch-trainings it may issue (None: no cap)
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         job = decide(self.halving, self.halving_state, exhausted=self._exhausted)
-        if job is not None and job.genome is None and len(self._seen) >= self._space_size:
+        if job is not None and job.genome is None and len(self._seen) >= self._genomes:
             self._exhausted = True  # every genome asked: the budget left promotes
             job = decide(self.halving, self.halving_state, exhausted=True)
+        spent = self.halving_state.epochs_spent()
+        if job is not None and self._budget is not None and spent + job.epochs > self._budget:
+            job = None  # the next job no longer fits the budget
         if job is None:
-            return None
+            if self._jobs:
+                return None  # a running job's result may make a promotion due
+            self.close()
+            return self.FINISHED
         if job.genome is None or job.genome not in self._params:  # new, or the baseline
             params = super().suggest(trial_id)
             name = genome_name(params)
@@ -87,9 +109,9 @@ class HalvingSearcher(GenomeSearcher):
             return  # told already (a re-run from an older snapshot)
         genome, state = job.genome, self.halving_state
         asked = self._asked_by[genome]
-        if error:
+        if error or (result or {}).get("rejected"):  # failed, or refused by a budget
             state.record_failure(genome)
-            super().on_trial_complete(asked, None, error=True)
+            super().on_trial_complete(asked, None if error else {}, error=error)
             return
         values = (result or {}).get(RUNG_VALUES, {})
         values = json.loads(values) if isinstance(values, str) else values
@@ -106,7 +128,9 @@ class HalvingSearcher(GenomeSearcher):
                                                       strict=True)))
 
     def close(self) -> None:
-        """Tell PRUNED every genome that never reached the top rung (the search ended)."""
+        """Tell PRUNED every genome that never reached the top rung (the search ended), and
+        mark the study finished (:data:`FINISHED_ATTR`: what the run folder's status reads)."""
         for genome, asked in self._asked_by.items():  # a genome told before is not told again
             if not self.halving_state.at_rung(self.halving, genome, self.halving.top):
                 super().on_trial_complete(asked, {})
+        self.study.set_user_attr(FINISHED_ATTR, True)

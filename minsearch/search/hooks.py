@@ -38,6 +38,7 @@ class TrialStart:
     params: dict[str, str] = field(default_factory=dict)
     start_epoch: int = 0
     seed: int = 0
+    stop_epoch: int | None = None  # multifidelity: the job trains this seed up to this epoch
 
 
 def register_trial_hook(hook: TrialHook) -> TrialHook:

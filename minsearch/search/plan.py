@@ -22,6 +22,8 @@ from typing import Any
 
 from minsearch.errors import UserError
 from minsearch.objectives.constraint import Constraint, directions
+from minsearch.search.multifidelity import halving_config
+from minsearch.search.promotion import HalvingConfig
 from minsearch.search.run_dir import RunDir, Settings
 from minsearch.search.space import (
     Gene,
@@ -81,6 +83,11 @@ class Plan:
     @property
     def baseline(self) -> dict[str, str]:
         return baseline_params(self.genes)
+
+    @property
+    def halving(self) -> HalvingConfig | None:
+        """The promotion rule of ``strategy: multifidelity`` (None for the default)."""
+        return halving_config(self.space, self.task, self.directions, self.constraint)
 
     def save_settings(self, **changes: Any) -> None:
         for key, value in changes.items():
@@ -154,6 +161,11 @@ def check_inputs(task_path: str | Path, space_path: str | Path, *, trials: int |
         raise UserError(f"{space_path}: {problems[0]}, and the trials run on {device}; remove "
                         f"that option from the space, or run the trials where it runs.")
     make_sampler(space, genes)  # the sampler takes the space's parameters
+    try:  # strategy: multifidelity: its rungs against the task's epochs and seeds
+        halving_config(space, task, directions(task.measure.objectives),
+                       Constraint.from_task(task))
+    except UserError as err:
+        raise UserError(f"{space_path}: {err}") from None
     return Inputs(task, space, genes, (1, *data.input_shape),
                   str(data.input_dtype).removeprefix("torch."))
 

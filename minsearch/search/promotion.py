@@ -328,3 +328,9 @@ def front_values(config: HalvingConfig, state: HalvingState,
                  genomes: Sequence[str]) -> Mapping[str, np.ndarray]:
     """The top-rung means of ``genomes`` (objectives in the config's order)."""
     return {g: state.mean(config, g, config.top) for g in genomes}
+
+
+# The live protocol's keys (minsearch.search.halving_searcher, the trainable's jobs).
+WORK = "minsearch_work"  # trial config key: [[seed, start, stop], ...]
+RUNG_EPOCHS = "minsearch_rung_epochs"  # trial config key: the epochs to measure at
+RUNG_VALUES = "rung_values"  # result key: {seed: {epoch: [values]}}

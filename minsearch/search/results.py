@@ -1,6 +1,8 @@
 """The results table and the Pareto front (files: :class:`~minsearch.search.run_dir.RunDir`).
 
-One :class:`TrialRecord` per Ray trial; states are Optuna's words:
+One :class:`TrialRecord` per Ray trial (with ``strategy: multifidelity``, per job: the table
+is built from one record per genome, :func:`~minsearch.search.multifidelity.genome_records`);
+states are Optuna's words:
 
 - ``COMPLETE``: trained and measured (the only state that can be on the front);
 - ``FAILED``: raised or diverged, with its reason;
@@ -72,6 +74,9 @@ class TrialRecord:
     seeds: list[int] = field(default_factory=list)  # the training seeds, in order
     per_seed: dict[str, list[float]] = field(default_factory=dict)  # objective -> per seed
     held_out: int = 0  # test examples each measurement rests on
+    # a multi-fidelity job's measurements: {seed: {epoch: {objective: value}}} (its costs in
+    # ``objectives``); genome_records folds a genome's jobs into one record
+    rung_values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def to_row(self, gene_names: list[str]) -> dict[str, Any]:
         row: dict[str, Any] = {"number": self.number, "trial_id": self.trial_id,
@@ -107,6 +112,15 @@ def record_from_result(trial_id: str, params: dict[str, str], last: dict[str, An
     if error or last.get("failed"):
         record.state = "FAILED"
         record.reason = str(last.get("reason") or _last_line(error_text) or "unknown error")
+    elif last.get("job"):  # a multi-fidelity job: values at rung epochs, costs once
+        record.state = "COMPLETE"
+        record.genome = str(last.get("genome", ""))
+        record.held_out = int(last.get("held_out", 0) or 0)
+        record.objectives = {k: float(last[k]) for k in json.loads(last.get("costs") or "[]")}
+        record.rung_values = {
+            str(seed): {str(epoch): dict(zip(objectives, map(float, row), strict=True))
+                        for epoch, row in by_epoch.items()}
+            for seed, by_epoch in json.loads(last.get("rung_values") or "{}").items()}
     elif last.get("final"):
         record.state = "COMPLETE"
         record.objectives = {k: float(last[k]) for k in objectives}

@@ -19,6 +19,8 @@ driver never leaves half a file behind. Layout::
       front.csv, front.json   the front and its summary (hypervolume, reference point)
       front.png               the first objective against each other one
       front/<trial>.pt        weights + genome of every front member
+      rungs/<genome>/seed<s>-epoch<e>.pt  multifidelity: a (genome, seed)'s training state
+                              and measurements at rung epoch e (promotions continue from it)
       report.md, report.json  the prunable-components report
       driver.json             the driver's pid and processes (for resume)
 
@@ -213,6 +215,15 @@ class RunDir:
     report_md = _entry("report.md")
     report_json = _entry("report.json")
     driver_json = _entry("driver.json")
+    rungs_dir = _entry("rungs")
+
+    def rung_checkpoint(self, genome: str, seed: int, epoch: int) -> Path:
+        """Where a multi-fidelity job saves ``genome`` (its key: params as sorted JSON)
+        trained with ``seed`` for ``epoch`` epochs (model, trainer state, measurements)."""
+        import hashlib
+
+        folder = hashlib.sha1(genome.encode()).hexdigest()[:16]
+        return self.rungs_dir / folder / f"seed{seed}-epoch{epoch}.pt"
 
     @property
     def tuner_state(self) -> Path:

@@ -23,7 +23,9 @@ its own) is a :class:`~minsearch.errors.UserError` that says which and how to fi
 imports them first, so a site kind, an option or a trial hook they register is known when the
 genes are checked; every trial worker imports them again before it builds its candidate.
 ``sampler`` parameters are checked against the sampler's constructor
-(:mod:`minsearch.search.samplers`).
+(:mod:`minsearch.search.samplers`). ``strategy: multifidelity`` with ``rungs``, ``reduction``
+and ``budget_epochs`` runs successive halving instead of one trial per genome
+(:mod:`minsearch.search.multifidelity`).
 """
 
 from __future__ import annotations
@@ -103,8 +105,13 @@ class SpaceConfig:
     asha_grace_epochs: int | None = None  # early-stop weak trials on val accuracy (ASHA)
     sampler_params: dict[str, Any] = field(default_factory=dict)  # the sampler's own keys
     plugins: tuple[str, ...] = ()  # modules imported before the genes are resolved
+    strategy: str = "default"  # default (one trial per genome) | multifidelity
+    rungs: tuple[Any, ...] = ()  # multifidelity: Rung(epochs, seeds, slack) per rung
+    reduction: float = 3.0  # multifidelity: 1/reduction of a rung may go up
+    budget_epochs: int | None = None  # multifidelity: epoch-trainings the search may spend
 
     def __post_init__(self) -> None:
+        from minsearch.search.multifidelity import check_strategy
         from minsearch.search.samplers import check_sampler
 
         if not isinstance(self.sampler, str):
@@ -123,12 +130,15 @@ class SpaceConfig:
         if self.asha_grace_epochs is not None and self.asha_grace_epochs < 1:
             raise UserError(f"`asha_grace_epochs` must be >= 1 or null, but got "
                             f"{self.asha_grace_epochs}.")
+        check_strategy(self)
 
     @property
     def population_size(self) -> int:
         return self.population or max(4, min(50, self.trials // 2))
 
     def to_json(self) -> dict[str, Any]:
+        from minsearch.search.multifidelity import strategy_json
+
         sampler = {"name": self.sampler, **self.sampler_params} if self.sampler_params else (
             self.sampler)
         return {"sampler": sampler, "trials": self.trials, "seed": self.seed,
@@ -136,14 +146,17 @@ class SpaceConfig:
                 "population": self.population, "asha_grace_epochs": self.asha_grace_epochs,
                 "genes": [{"kind": g.kind, "tie": g.tie, "options": list(g.options),
                            **({"sites": g.sites} if g.sites else {}),
-                           **({"name": g.name} if g.name else {})} for g in self.genes]}
+                           **({"name": g.name} if g.name else {})} for g in self.genes],
+                **strategy_json(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SpaceConfig:
+        from minsearch.search.multifidelity import STRATEGY_KEYS, parse_strategy
+
         if not isinstance(data, dict):
             raise UserError(f"A space must be a mapping, but got {type(data).__name__}.")
         known = {"genes", "sampler", "trials", "seed", "population", "asha_grace_epochs",
-                 "plugins"}
+                 "plugins", *STRATEGY_KEYS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"Unknown space key(s) {unknown}; known: {', '.join(sorted(known))}.")
@@ -175,6 +188,7 @@ class SpaceConfig:
                                 f"n_startup_trials: 4}}), but got {sampler!r}.")
             params = {k: v for k, v in sampler.items() if k != "name"}
             sampler = sampler["name"]
+        rest.update(parse_strategy(rest))
         return cls(genes=tuple(specs), sampler=sampler, sampler_params=params,
                    plugins=tuple(plugins), **rest)
 

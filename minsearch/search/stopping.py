@@ -96,7 +96,9 @@ def stop_signals() -> Iterator[StopSignals]:
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
-def unfinished(grid: Any, trials: int) -> bool:
+def unfinished(grid: Any, trials: int, jobs: bool = False) -> bool:
     """Whether the ``ResultGrid`` that ``Tuner.fit`` returned is short of a finished search of
-    ``trials`` trials (Ray Tune returns normally after taking a SIGINT)."""
-    return len(grid) < trials or grid.num_terminated + grid.num_errors < len(grid)
+    ``trials`` trials (Ray Tune returns normally after taking a SIGINT); ``jobs``: a
+    multi-fidelity search, whose number of trials its searcher decides."""
+    short = len(grid) < trials and not jobs
+    return short or grid.num_terminated + grid.num_errors < len(grid)

@@ -33,6 +33,10 @@ weights with that seed. Results:
   the error is raised (the trial ends ERROR, Optuna FAIL). A retry (``max_failures``) of a
   deterministic failure re-raises at once instead of training again.
 
+With ``strategy: multifidelity`` a trial is one job of a genome (its config holds
+:data:`~minsearch.search.promotion.WORK`): :mod:`minsearch.search.job_trainable` runs it with
+the same :func:`train_seed`, stopped at the job's rung epochs.
+
 A trial imports the space's plugins first; it runs the registered trial hooks
 (:mod:`minsearch.search.hooks`) after it has built the candidate for a seed and before it
 trains it (a genome over a budget never reaches them); a hook that raises fails the trial.
@@ -55,6 +59,7 @@ from ray import tune
 from minsearch.objectives import measure_all, measure_costs, over_budget
 from minsearch.plugins import load_plugins
 from minsearch.search.hooks import TrialStart, run_trial_hooks
+from minsearch.search.promotion import WORK
 from minsearch.search.run_dir import CheckpointFiles
 from minsearch.search.space import Gene, genome_rules
 from minsearch.tasks.candidate import build_candidate
@@ -76,7 +81,7 @@ class TrialFailed(RuntimeError):
     """A trial failed for a reason recorded in its checkpoint (re-raised on retry)."""
 
 
-def _data(task: TaskConfig) -> DataKind:
+def task_data(task: TaskConfig) -> DataKind:
     key = json.dumps(task.to_flat(), sort_keys=True, default=str)
     if key not in _DATA:
         _DATA.clear()
@@ -84,7 +89,7 @@ def _data(task: TaskConfig) -> DataKind:
     return _DATA[key]
 
 
-def _report(metrics: dict[str, Any], files: dict[str, Any]) -> None:
+def report_with_files(metrics: dict[str, Any], files: dict[str, Any]) -> None:
     """``tune.report`` with a checkpoint made of ``files`` (json for dicts, torch for the rest)."""
     with tempfile.TemporaryDirectory(prefix="minsearch-ckpt-") as tmp:
         for name, value in files.items():
@@ -122,10 +127,15 @@ def run_trial(config: dict[str, Any], payload: dict[str, Any]) -> None:
     if FAILED in restored:
         raise TrialFailed(restored[FAILED]["reason"])
     try:
-        _train_and_measure(config, payload, restored.get(STATE))
+        if WORK in config:  # strategy: multifidelity
+            from minsearch.search.job_trainable import run_job
+
+            run_job(config, payload, restored.get(STATE))
+        else:
+            _train_and_measure(config, payload, restored.get(STATE))
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
-        _report({"failed": 1, "reason": reason}, {FAILED: {"reason": reason}})
+        report_with_files({"failed": 1, "reason": reason}, {FAILED: {"reason": reason}})
         raise
 
 
@@ -166,7 +176,7 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
     genes = [Gene.from_json(g) for g in payload["genes"]]
     params = {g.name: config[g.name] for g in genes}
     device = resolve_device(task.recipe.device)
-    data = _data(task)
+    data = task_data(task)
     seeds = task.recipe.seed_list
     progress = _resumable(state, seeds[0])
     done: dict[str, dict[str, float]] = dict(progress["done"])
@@ -193,12 +203,12 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
                 return
         run_trial_hooks(TrialStart(tune.get_context().get_trial_id(), dict(params),
                                    int(current["epoch"]) if current else 0, seed))
-        _train_seed(Trainer(model, data, seed_task.recipe, device=device, teacher=teacher),
+        train_seed(Trainer(model, data, seed_task.recipe, device=device, teacher=teacher),
                     current, done, spent, round_offset=index * rounds)
         values, extras = measure_all(model, data, task, device, skip=set(costs))
         done[str(seed)] = {**values, **extras}
         if index < len(seeds) - 1:  # the last seed's checkpoint is the final one (weights)
-            _report({"epoch": (index + 1) * rounds, "seed": seed, "seed_done": 1},
+            report_with_files({"epoch": (index + 1) * rounds, "seed": seed, "seed_done": 1},
                     {STATE: {"done": done, "current": None, "seconds": spent()}})
     assert costs is not None, "the last seed trains in the run that reports the final result"
     means = {name: float(np.mean([done[str(s)][name] for s in seeds]))
@@ -210,15 +220,17 @@ def _train_and_measure(config: dict[str, Any], payload: dict[str, Any],
              "per_seed": json.dumps(per_seed), "held_out": len(data.test),
              "genome": json.dumps(genome, sort_keys=True), **placement(started_at)}
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}  # the last seed's
-    _report(final, {FINAL: final, WEIGHTS: weights})
+    report_with_files(final, {FINAL: final, WEIGHTS: weights})
 
 
-def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
+def train_seed(trainer: Trainer, current: dict[str, Any] | None,
                 done: dict[str, dict[str, float]], spent: Callable[[], float],
-                round_offset: int) -> None:
-    """Train one seed's candidate (``trainer.recipe.seed``) for the recipe's rounds, from
-    ``current``'s checkpoint when given. Rounds are reported counted over the seeds
-    (``round_offset`` before this one), so that they only grow."""
+                round_offset: int, stop: int | None = None,
+                after_round: Callable[[int], None] | None = None) -> None:
+    """Train one seed's candidate (``trainer.recipe.seed``) for the recipe's rounds (up to
+    round ``stop`` when given: a multi-fidelity job), from ``current``'s checkpoint when given.
+    Rounds are reported counted over the seeds (``round_offset`` before this one), so that they
+    only grow; ``after_round(rounds done)`` runs after each round, before its report."""
     model, data, recipe = trainer.model, trainer.data, trainer.recipe
     first_round = 0
     if current is not None:
@@ -226,16 +238,24 @@ def _train_seed(trainer: Trainer, current: dict[str, Any] | None,
         trainer.load_state_dict(current)  # optimiser, lr schedule, grad scaler, step count
         first_round = int(current["epoch"])
     last_saved = time.perf_counter()
-    for r in range(first_round, trainer.budget.rounds):
+    for r in range(first_round, trainer.budget.rounds if stop is None else stop):
         loss = trainer.train_round(r)
         split = data.val if len(data.val) else data.test
         curve = {"epoch": round_offset + r + 1, "step": trainer.step, "seed": recipe.seed,
                  "train_loss": loss,
                  "val_accuracy": evaluate(model, data, split, device=trainer.device)}
+        if after_round is not None:  # before Ray's checkpoint: one restored from it never
+            after_round(r + 1)  # skips what after_round saves (a job's rung checkpoint)
         if time.perf_counter() - last_saved < recipe.checkpoint_seconds:
             tune.report(curve)  # a checkpoint per round would cost more than the round here
             continue
-        snapshot = {"model": model.state_dict(), **trainer.state_dict(), "epoch": r + 1,
-                    "seed": recipe.seed}
-        _report(curve, {STATE: {"done": done, "current": snapshot, "seconds": spent()}})
+        report_with_files(curve, {STATE: {"done": done, "current": snapshot(trainer, r + 1),
+                                "seconds": spent()}})
         last_saved = time.perf_counter()
+
+
+def snapshot(trainer: Trainer, epoch: int) -> dict[str, Any]:
+    """What continues ``trainer``'s seed exactly after ``epoch`` rounds: weights, optimiser,
+    lr schedule, grad scaler, step count."""
+    return {"model": trainer.model.state_dict(), **trainer.state_dict(), "epoch": epoch,
+            "seed": trainer.recipe.seed}

@@ -44,7 +44,7 @@ def drive(searcher, steps, roundtrip=False):
         if roundtrip:
             searcher = pickle.loads(pickle.dumps(searcher))
         config = searcher.suggest(str(i))
-        if config is None:
+        if config in (None, searcher.FINISHED):
             break
         configs.append(config)
         trained += [(genome_name({g.name: config[g.name] for g in GENES}), s, e)
@@ -92,3 +92,30 @@ def test_a_trial_that_reports_nothing_is_run_again_and_an_error_fails_the_genome
     searcher.suggest("2")
     searcher.on_trial_complete("2", error=True)
     assert [t.state.name for t in searcher.study.trials] == ["COMPLETE", "FAIL"]
+
+
+def test_the_search_ends_when_the_next_job_no_longer_fits_the_epoch_budget():
+    import dataclasses
+
+    searcher = make()
+    searcher._budget = 7  # the baseline's 4 epoch-trainings, 2 one-epoch screenings; then
+    searcher, trained, configs = drive(searcher, 40)  # a promotion due: 3 more, over 7
+    assert len(trained) == 6 and len(configs) == 3
+    assert searcher.suggest("last") == searcher.FINISHED
+    assert searcher.study.user_attrs["minsearch_halving_finished"] is True
+    states = [t.state.name for t in searcher.study.trials if t.state.name != "FAIL"]
+    assert states == ["COMPLETE", "PRUNED", "PRUNED"]  # close() told the rest
+    few = HalvingSearcher(GENES, dataclasses.replace(space("random"), trials=3), DIRECTIONS,
+                          Constraint("accuracy", "max", 0.05), None, HALVING)
+    _, trained, _ = drive(few, 40)
+    assert len({t[0] for t in trained}) == 3  # `trials` caps the genomes screened
+
+
+def test_a_genome_refused_by_a_budget_is_never_promoted_and_told_pruned():
+    searcher = make()
+    searcher.on_trial_complete("0", train(searcher.suggest("0")))
+    config = searcher.suggest("1")
+    searcher.on_trial_complete("1", {"rejected": 1, "reason": "over budget"})
+    name = genome_name({g.name: config[g.name] for g in GENES})
+    assert name in searcher.halving_state.failed
+    assert [t.state.name for t in searcher.study.trials] == ["COMPLETE", "PRUNED"]

@@ -64,5 +64,6 @@ def test_the_test_plugins_fail_and_log(monkeypatch, tmp_path):
         fail_when.fail_when(TrialStart("b", {"residual": "layerscale"}, 0))
     line = json.loads(log.read_text())
     assert line.pop("time") > 0 and line == {"trial_id": "a", "start_epoch": 0, "seed": 0,
+                                             "stop_epoch": None, "params": {"residual": "keep"},
                                              "node": "",
                                              "ip": "", "pid": os.getpid()}

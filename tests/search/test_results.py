@@ -185,3 +185,39 @@ def test_the_front_figure_draws_uncertain_candidates_with_their_interval(tmp_pat
     assert frame["feasibility"].tolist() == ["feasible", "uncertain"]
     path = plot_front(frame, DIRS, drop(0.02), tmp_path / "front.png")
     assert path is not None and path.stat().st_size > 1000
+
+
+def test_jobs_fold_into_one_record_per_genome_with_the_rung_it_reached():
+    from minsearch.objectives.constraint import Constraint
+    from minsearch.search.multifidelity import genome_records
+    from minsearch.search.promotion import HalvingConfig, Rung
+    from minsearch.search.results import TrialRecord
+
+    config = HalvingConfig((Rung(1, 1), Rung(2, 2)), ("max", "min"),
+                           Constraint("accuracy", "max", 0.1), seeds=(0, 1))
+
+    def job(trial_id, number, params, values, state="COMPLETE", reason=""):
+        return TrialRecord(trial_id, {"norm": params}, state=state, number=number,
+                           reason=reason, objectives={"bytes": 10.0}, rung_values={
+                               str(s): {str(e): {"accuracy": a, "bytes": 10.0}
+                                        for e, a in by_epoch.items()}
+                               for s, by_epoch in values.items()})
+
+    records = [job("b1", 1, "keep", {0: {1: 0.8, 2: 0.9}, 1: {1: 0.7, 2: 0.8}}),
+               job("s1", 2, "dyt", {0: {1: 0.6}}), job("s2", 3, "identity", {0: {1: 0.5}}),
+               job("p1", 4, "dyt", {0: {2: 0.7}, 1: {1: 0.5, 2: 0.6}}),
+               job("x1", 5, "rms", {}, "PRUNED", "over budget, not trained: ..."),
+               job("p2", 6, "identity", {}, "RUNNING")]
+    folded = {r.params["norm"]: r for r in genome_records(records, config)}
+    assert [r.number for r in folded.values()] == [1, 2, 3, 4]
+    dyt = folded["dyt"]
+    assert (dyt.trial_id, dyt.state, dyt.extras) == ("s1", "COMPLETE", {"rung": 1.0, "jobs": 2.0})
+    assert dyt.objectives == {"accuracy": pytest.approx(0.65), "bytes": 10.0}
+    assert dyt.per_seed == {"accuracy": [0.7, 0.6]} and dyt.seeds == [0, 1] and dyt.epochs == 4
+    assert folded["identity"].state == "RUNNING" and folded["identity"].extras["rung"] == 0
+    assert folded["rms"].state == "PRUNED" and folded["rms"].reason.startswith("over budget")
+    records[-1].state = "COMPLETE"  # the search ended: the promotion never reported
+    late = genome_records(records, config)[2]
+    assert (late.state, late.reason) == ("PRUNED", "stopped at rung 0 (1 epochs x 1 seeds): "
+                                                   "not promoted")
+    assert genome_records(records, None) == records  # the default strategy: as they are

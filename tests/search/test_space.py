@@ -126,6 +126,10 @@ def test_a_site_in_two_genes_is_an_error(vit_sites):
                              "options": ["identity"]}), vit_sites)
 
 
+NORM = {"genes": [{"kind": "norm", "options": ["dyt"]}]}
+MF = {**NORM, "strategy": "multifidelity", "rungs": [{"epochs": 1, "seeds": 1}]}
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"genes": [{"kind": "nrom", "options": ["keep"]}]}, "Did you mean 'norm'"),
     ({"genes": [{"kind": "norm", "tie": "layer", "options": ["keep"]}]}, "`tie` must be one of"),
@@ -136,6 +140,15 @@ def test_a_site_in_two_genes_is_an_error(vit_sites):
     ({"genes": [{"kind": "norm", "options": ["dyt"]}], "trials": 0}, "`trials` must"),
     ({"genes": [], "trials": 3}, "at least one gene"),
     ({"genes": [{"kind": "norm", "options": ["dyt"]}], "trails": 3}, "Unknown space key"),
+    ({**NORM, "strategy": "halving"}, "`strategy` must be one of default, multifidelity"),
+    ({**NORM, "rungs": [{"epochs": 1}]}, "`rungs` is a key of `strategy: multifidelity`"),
+    ({**NORM, "strategy": "multifidelity"}, "needs `rungs`"),
+    ({**MF, "rungs": [{"epochs": 0}]}, "`epochs` must be an int >= 1, but got 0"),
+    ({**MF, "rungs": [{"epochs": 1, "seed": 2}]}, r"Unknown rung key\(s\) \['seed'\]"),
+    ({**MF, "rungs": {"epochs": 1}}, "`rungs` must be a list"),
+    ({**MF, "reduction": 1}, "`reduction` must be a number > 1"),
+    ({**MF, "budget_epochs": 0}, "`budget_epochs` must be an int >= 1"),
+    ({**MF, "asha_grace_epochs": 1}, "both stop weak candidates early"),
 ])
 def test_space_file_mistakes_say_what_and_how(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -146,6 +159,27 @@ def test_space_round_trips_through_json():
     sp = space({"kind": "norm", "tie": "block", "options": ["keep", {"name": "dyt"}],
                 "sites": "blocks.*"}, sampler="tpe", trials=7)
     assert SpaceConfig.from_json(sp.to_json()) == sp
+
+
+def test_a_multifidelity_space_round_trips_and_is_checked_against_the_task():
+    from minsearch.errors import UserError
+    from minsearch.objectives.constraint import Constraint
+    from minsearch.search.multifidelity import halving_config
+    from minsearch.tasks.config import TaskConfig
+    from tests.search.conftest import TINY_TASK
+
+    sp = SpaceConfig.from_json({**MF, "reduction": 2, "budget_epochs": 30, "rungs": [
+        {"epochs": 1, "seeds": 1, "slack": 0.05}, {"epochs": 2, "seeds": 2}]})
+    assert SpaceConfig.from_json(sp.to_json()) == sp
+    assert "strategy" not in space({"kind": "norm", "options": ["dyt"]}).to_json()
+    task = TaskConfig.from_flat(dict(TINY_TASK, seeds=2, epochs=2))
+    config = halving_config(sp, task, {"accuracy": "max"}, Constraint.from_task(task))
+    assert config.seeds == (0, 1) and config.reduction == 2 and config.rungs[0].slack == 0.05
+    for bad, message in [(dict(TINY_TASK, seeds=2, epochs=3), "make the last rung's `epochs: 3`"),
+                         (dict(TINY_TASK, seeds=1, epochs=2), "uses 2 seeds but only 1")]:
+        task = TaskConfig.from_flat(bad)
+        with pytest.raises(UserError, match=message):
+            halving_config(sp, task, {"accuracy": "max"}, Constraint.from_task(task))
 
 
 def test_gene_spec_requires_known_kind():

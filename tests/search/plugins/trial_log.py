@@ -25,5 +25,6 @@ def log_training(start: TrialStart) -> None:
                      "ip": ray.util.get_node_ip_address()}
         with open(path, "a") as log:
             log.write(json.dumps({"trial_id": start.trial_id, "start_epoch": start.start_epoch,
-                                  "seed": start.seed,
+                                  "seed": start.seed, "stop_epoch": start.stop_epoch,
+                                  "params": start.params,
                                   **where, "pid": os.getpid(), "time": time.time()}) + "\n")
