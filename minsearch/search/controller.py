@@ -43,6 +43,7 @@ from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
 from minsearch.search.run_dir import RunDir, describe_delivered
 from minsearch.search.stopping import SearchInterrupted, StopSignals, stop_signals, unfinished
+from minsearch.search.storage import TuneStore
 
 
 def on_loopback(address: str | None) -> bool:
@@ -160,16 +161,15 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
                                   stop_last_trials=False)
     callback = SearchCallback(plan.run, plan.directions, plan.gene_names, plan.baseline,
                               plan.space.trials, plan.task.resources.max_concurrent,
-                              plan.constraint, tracking_uri, live=live)
+                              plan.constraint, tracking_uri, live=live,
+                              storage=plan.settings.storage)
     return tune.Tuner(
         _trainable(plan, parent_state),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=plan.space.trials,
                                     max_concurrent_trials=plan.task.resources.max_concurrent,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(name=plan.run.tune_dir.name,
-                                  storage_path=str(plan.run.tune_dir.parent.resolve()),
-                                  verbose=0, callbacks=[callback],
+        run_config=tune.RunConfig(**plan.tune.run_config(), verbose=0, callbacks=[callback],
                                   failure_config=tune.FailureConfig(max_failures=1),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
@@ -225,16 +225,20 @@ def _drive(plan: Plan, stop: StopSignals, tuner: Callable[[dict | None], Any], *
 
 def run_search(inputs: Inputs, run: RunDir, *, address: str | None = None,
                num_cpus: int | None = None, live: bool = True,
-               tracking_uri: str | None = None) -> Outcome:
+               tracking_uri: str | None = None, storage: str | None = None) -> Outcome:
     """Create the run folder for checked ``inputs`` (:func:`~minsearch.search.plan.
-    check_inputs`), train the parent, run every trial, write the results. The folder is
-    locked before anything is written in it (:mod:`minsearch.search.lock`)."""
+    check_inputs`), train the parent, run every trial, write the results; Ray Tune's
+    experiment goes to ``storage`` (a URI, :mod:`minsearch.search.storage`) or to the run
+    folder. The folder is locked before anything is written in it
+    (:mod:`minsearch.search.lock`)."""
     RunDir.new(run.path)  # not a file, not in use, no search there
     check_head(address)  # before the folder and the parent: a wrong address costs nothing
+    TuneStore(run, storage).check_new()  # opens the URI: a wrong one costs nothing either
     run.create()
     with driver_lock(run.path), stop_signals() as stop:
         plan = create_plan(inputs, RunDir.new(run.path))  # checked again, under the lock
-        plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
+        plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri,
+                           storage=storage)
         return _drive(plan, stop, lambda parent: _tuner(plan, parent, live=live,
                                                         tracking_uri=tracking_uri),
                       address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
@@ -261,6 +265,8 @@ def _resume(run: RunDir, stop: StopSignals, *, address: str | None, num_cpus: in
     check_head(address or plan.settings.address)  # before anything changes
     end_stale_processes(run.driver_json)
     rebuild(plan, damaged)  # what the other records rebuild: trials.json, mlflow.json, parent
+    if address is not None:  # a new head (the old one lost): the next resume goes there too
+        plan.save_settings(address=address)
     if plan.settings.status == "finished":
         return finish_search(plan)
     tracking_uri = plan.settings.tracking_uri
@@ -268,13 +274,13 @@ def _resume(run: RunDir, stop: StopSignals, *, address: str | None, num_cpus: in
     def tuner(parent_state: dict | None):
         from ray import tune
 
-        if not run.tuner_state.is_file():  # stopped before Ray saved anything:
+        if not plan.tune.has_tuner:  # stopped before Ray saved anything:
             run.study_db.unlink(missing_ok=True)  # no trial ran; start over
             return _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri)
-        return tune.Tuner.restore(str(run.tune_dir.resolve()),
-                                  trainable=_trainable(plan, parent_state),
+        path, where = plan.tune.restore_args()
+        return tune.Tuner.restore(path, trainable=_trainable(plan, parent_state),
                                   resume_unfinished=True, resume_errored=False,
-                                  restart_errored=False)
+                                  restart_errored=False, **where)
 
     return _drive(plan, stop, tuner, address=address or plan.settings.address,
                   num_cpus=num_cpus or plan.settings.num_cpus, tracking_uri=tracking_uri)

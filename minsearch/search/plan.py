@@ -31,6 +31,7 @@ from minsearch.search.space import (
     resolve_genes,
     unavailable_options,
 )
+from minsearch.search.storage import TuneStore
 from minsearch.tasks.config import TaskConfig, load_task
 
 
@@ -81,6 +82,11 @@ class Plan:
     @property
     def baseline(self) -> dict[str, str]:
         return baseline_params(self.genes)
+
+    @property
+    def tune(self) -> TuneStore:
+        """Where Ray Tune keeps this search's experiment (:mod:`minsearch.search.storage`)."""
+        return TuneStore(self.run, self.settings.storage)
 
     def save_settings(self, **changes: Any) -> None:
         for key, value in changes.items():
