@@ -38,7 +38,7 @@ from typing import Any
 
 from minsearch.errors import UserError
 from minsearch.search.finish import Outcome, finish_search
-from minsearch.search.head import check_head
+from minsearch.search.head import check_head, watch_head
 from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
 from minsearch.search.run_dir import RunDir, describe_delivered
@@ -68,9 +68,11 @@ def _set_env(local: bool) -> None:
 
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None,
-                driver_file: Path | None = None) -> Iterator[None]:
+                driver_file: Path | None = None, run_path: Path | None = None) -> Iterator[None]:
     """``ray.init`` (local on 127.0.0.1, or joining ``address``) ... ``ray.shutdown``. The
-    driver's processes are recorded in ``driver_file`` (for resume)."""
+    driver's processes are recorded in ``driver_file`` (for resume). On a cluster, a head
+    lost meanwhile ends the process with one line naming ``run_path`` to resume
+    (:func:`~minsearch.search.head.watch_head`)."""
     _set_env(local=address is None or on_loopback(address))
     check_head(address)
     import ray
@@ -93,7 +95,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
             from minsearch.search.processes import record_driver
 
             record_driver(driver_file)
-        yield
+        with contextlib.ExitStack() as watching:
+            if address is not None and run_path is not None:
+                watching.enter_context(watch_head(ray.get_runtime_context().gcs_address,
+                                                  run_path))
+            yield
     finally:
         ray.shutdown()
 
@@ -200,7 +206,7 @@ def _drive(plan: Plan, stop: StopSignals, tuner: Callable[[dict | None], Any], *
         parent_state = _parent(plan)
         _start_tracking(plan, tracking_uri)
         plan.save_settings(status="running")
-        with ray_session(address, num_cpus, plan.run.driver_json):
+        with ray_session(address, num_cpus, plan.run.driver_json, plan.run.path):
             stop.install()  # again: ray.init gave SIGTERM to Ray's crash handler
             try:
                 grid = tuner(parent_state).fit()

@@ -47,13 +47,14 @@ def _driver_has_checkpoint(trial_dir: Path) -> bool:
     return saved >= 2
 
 
-def training_victim(run_dir: Path, log: Path, nodes: set[str], key: str = "node"
-                    ) -> dict | None:
-    """A training run on one of ``nodes`` (by ``key``: Ray node id, or ``ip``) whose trial
-    has not finished and has a checkpoint the driver knows: a trial to lose a node under."""
+def training_victim(run_dir: Path, log: Path, nodes: set[str], key: str = "node",
+                    since: float = 0.0) -> dict | None:
+    """A training run on one of ``nodes`` (by ``key``: Ray node id, or ``ip``), started at
+    ``since`` (Unix time) or later, whose trial has not finished and has a checkpoint the
+    driver knows: a trial to lose a node under."""
     done = {r["trial_id"] for r in finished_records(run_dir)}
     for run in trainings(log):
-        if run["trial_id"] in done or run[key] not in nodes:
+        if run["trial_id"] in done or run[key] not in nodes or run["time"] < since:
             continue
         if any(_driver_has_checkpoint(d)
                for d in (run_dir / "tune").glob(f"run_trial_{run['trial_id']}_*")):
