@@ -27,7 +27,7 @@ from tests.search.plugins.trial_log import VARIABLE as TRIAL_LOG
 
 pytestmark = pytest.mark.slow
 
-TRIALS = 4
+TRIALS = 3
 BUCKET = "minsearch-runs"
 # moto accepts any credentials; the driver and its trial workers read them from the environment
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -55,7 +55,7 @@ def s3_search(tmp_path_factory):
         fs.create_dir(BUCKET)
         log = folder / "trainings.jsonl"
         env = {**CREDENTIALS, TRIAL_LOG: str(log)}  # local Ray's workers inherit the driver's
-        task = write_yaml(folder / "task.yaml", dict(TINY_TASK, epochs=8, checkpoint_seconds=0))
+        task = write_yaml(folder / "task.yaml", dict(TINY_TASK, epochs=3, checkpoint_seconds=0))
         space = write_yaml(folder / "space.yaml", dict(
             TINY_SPACE, trials=TRIALS, plugins=["tests.search.plugins.trial_log"]))
         run_dir = folder / "run"
