@@ -118,6 +118,7 @@ def gpu(args) -> None:
 
 
 def storage(args) -> None:
+    import logging
     import os
 
     import pyarrow.fs
@@ -125,6 +126,7 @@ def storage(args) -> None:
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_EC2_METADATA_DISABLED="true")  # the searches inherit them
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -4,7 +4,9 @@
   ``ray.init``, as DESIGN.md measured) unless ``address`` joins an existing cluster (checked to
   answer first, :mod:`minsearch.search.head`; one on loopback keeps 127.0.0.1); it is shut
   down when the search ends, whatever happens. On a cluster, trials go to whichever node has
-  their resources (docs/distributed.md); the run folder must be on storage every node sees.
+  their resources (docs/distributed.md); Ray Tune's experiment (``RUN_DIR/tune``) must be on
+  storage every node sees, or at a URI (``storage``, :mod:`minsearch.search.storage`). A head
+  lost mid-search ends the driver with one line (:func:`~minsearch.search.head.watch_head`).
 - ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1``: per-epoch results carry no objective on purpose
   (see :mod:`minsearch.search.trainable`).
 - ``TUNE_GLOBAL_CHECKPOINT_S`` (default here 1 s instead of Ray's adaptive >= 10 s): how stale
@@ -43,7 +45,7 @@ from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
 from minsearch.search.run_dir import RunDir, describe_delivered
 from minsearch.search.stopping import SearchInterrupted, StopSignals, stop_signals, unfinished
-from minsearch.search.storage import TuneStore
+from minsearch.search.storage import TuneStore, experiment_uri
 
 
 def on_loopback(address: str | None) -> bool:
@@ -96,7 +98,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
 
             record_driver(driver_file)
         with contextlib.ExitStack() as watching:
-            if address is not None and run_path is not None:
+            if address is not None and "://" not in address and run_path is not None:
                 watching.enter_context(watch_head(ray.get_runtime_context().gcs_address,
                                                   run_path))
             yield
@@ -239,6 +241,7 @@ def run_search(inputs: Inputs, run: RunDir, *, address: str | None = None,
     (:mod:`minsearch.search.lock`)."""
     RunDir.new(run.path)  # not a file, not in use, no search there
     check_head(address)  # before the folder and the parent: a wrong address costs nothing
+    storage = experiment_uri(storage, run.name) if storage is not None else None
     TuneStore(run, storage).check_new()  # opens the URI: a wrong one costs nothing either
     run.create()
     with driver_lock(run.path), stop_signals() as stop:

@@ -180,11 +180,11 @@ def _check_tune(run: RunDir, settings: Settings, command: str) -> Iterator[Damag
               f"`minsearch front`, `report` and `export` still read the finished trials")
     if not store.has_tuner:
         if settings.status == "finished":
-            yield Damage(Path(store.path, TUNER), "it is missing", remedy)
+            yield Damage(store.shown(TUNER), "it is missing", remedy)
         return  # stopped before Ray saved anything: resume starts the trials over
     snapshots = store.snapshots()
     if settings.status == "finished" and "experiment" not in snapshots:
-        yield Damage(Path(store.path), "it holds no snapshot of Ray's experiment", remedy)
+        yield Damage(store.shown(""), "it holds no snapshot of Ray's experiment", remedy)
     files = {TUNER: "pickle"}
     files.update({name: "json" if kind == "experiment" else "pickle"
                   for kind, name in snapshots.items()})
@@ -196,7 +196,7 @@ def _check_tune(run: RunDir, settings: Settings, command: str) -> Iterator[Damag
         else:
             problem = pickle_problem(data) if form == "pickle" else _json_bytes(data)
         if problem:
-            yield Damage(Path(store.path, name), problem, remedy)
+            yield Damage(store.shown(name), problem, remedy)
 
 
 def study_problem(run: RunDir) -> str | None:

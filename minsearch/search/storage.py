@@ -5,8 +5,9 @@ checkpoints) at ``URI/<run folder name>`` on any file system pyarrow opens from 
 (``s3://``, ``gs://``, ``hdfs://``; options in the query, e.g.
 ``s3://bucket/runs?endpoint_override=host:9000&scheme=http``), for clusters without a shared
 disk. Credentials come from each node's environment (``AWS_ACCESS_KEY_ID``, ...), never from
-the URI: the URI is kept in the run folder's ``search.json``, so ``resume`` finds it. The rest
-of the run folder (SQLite stores, results, front weights) stays local to the driver.
+the URI: the experiment's own URI (``URI/<run name>``, :func:`experiment_uri`) is kept in the
+run folder's ``search.json``, so ``resume`` finds it even when the folder was renamed. The
+rest of the run folder (SQLite stores, results, front weights) stays local to the driver.
 
 Ray gets the file system pyarrow resolved (``RunConfig(storage_path=..., storage_filesystem=
 ...)``, ``Tuner.restore(..., storage_filesystem=...)``); it pickles it to the trial workers, so
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from minsearch.errors import UserError
 
@@ -57,32 +58,48 @@ def open_uri(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
                         f"give a URI pyarrow supports (s3://, gs://, hdfs://).") from None
 
 
+def experiment_uri(uri: str, name: str) -> str:
+    """``uri`` with ``name`` appended to its path, its query kept: where one search's
+    experiment goes (``s3://bucket/runs?q`` and ``vit``: ``s3://bucket/runs/vit?q``)."""
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{name}"))
+
+
 class TuneStore:
-    """One search's Ray Tune experiment: ``RUN_DIR/tune`` (``uri`` None) or ``URI/<run
-    name>``. Building one touches nothing; the file system is opened on first use."""
+    """One search's Ray Tune experiment: ``RUN_DIR/tune`` (``uri`` None) or the experiment
+    folder at ``uri`` (from :func:`experiment_uri`). Building one touches nothing; the file
+    system is opened on first use."""
 
     def __init__(self, run: RunDir, uri: str | None = None) -> None:
         self.run, self.uri = run, uri
 
     @cached_property
     def _fs(self) -> tuple[pyarrow.fs.FileSystem, str]:
-        """(file system, folder that holds the experiment folders)."""
+        """(file system, folder that holds the experiment folder)."""
         import pyarrow.fs
 
         if self.uri is None:
             return pyarrow.fs.LocalFileSystem(), str(self.run.tune_dir.parent.resolve())
         fs, path = open_uri(self.uri)
-        return fs, path.rstrip("/")
+        return fs, path.rstrip("/").rpartition("/")[0]
 
     @property
     def name(self) -> str:
-        """The experiment's folder name: ``tune`` in the run folder, the run's name at a URI."""
-        return self.run.tune_dir.name if self.uri is None else self.run.name
+        """The experiment's folder name: ``tune`` in the run folder, the last part of the
+        URI's path (the run's name when the search started)."""
+        if self.uri is None:
+            return self.run.tune_dir.name
+        return urlsplit(self.uri).path.rstrip("/").rpartition("/")[2]
 
     @property
     def path(self) -> str:
         """The experiment folder on the file system (a local path, or ``bucket/prefix/name``)."""
         return f"{self._fs[1]}/{self.name}"
+
+    def shown(self, name: str) -> Path:
+        """File ``name`` of the experiment for messages (``RUN_DIR/tune/NAME`` as the run
+        folder was given, or ``bucket/prefix/name/NAME``)."""
+        return self.run.tune_dir / name if self.uri is None else Path(self.path, name)
 
     @property
     def where(self) -> str:
@@ -106,12 +123,17 @@ class TuneStore:
     # -- reading what Ray wrote ----------------------------------------------------------------
 
     def names(self) -> list[str]:
-        """File and folder names in the experiment folder (none before Ray wrote one)."""
+        """File and folder names in the experiment folder (none before Ray wrote one); a
+        UserError when the storage cannot be read."""
         import pyarrow.fs
 
-        fs = self._fs[0]
         selector = pyarrow.fs.FileSelector(self.path, allow_not_found=True)
-        return sorted(info.base_name for info in fs.get_file_info(selector))
+        try:
+            return sorted(info.base_name for info in self._fs[0].get_file_info(selector))
+        except OSError as err:  # a URI: unreachable, no such bucket, no credentials
+            raise UserError(f"Ray Tune's storage {self.where} cannot be read "
+                            f"({' '.join(str(err).split())}); check the URI, that its bucket "
+                            f"exists, and the credentials in the environment.") from None
 
     def read(self, name: str) -> bytes:
         """The bytes of file ``name`` of the experiment folder (OSError when unreadable)."""
@@ -141,15 +163,7 @@ class TuneStore:
     def check_new(self) -> None:
         """A UserError when a new search's experiment folder already holds something (another
         run folder of the same name used this storage)."""
-        if self.uri is None:
-            return
-        try:
-            held = self.names()
-        except OSError as err:
-            raise UserError(f"--storage {self.uri!r} cannot be read ({' '.join(str(err).split())}"
-                            f"); check the URI, that its bucket exists, and the credentials in "
-                            f"the environment.") from None
-        if held:
+        if self.uri is not None and self.names():
             raise UserError(f"--storage: {self.where} already holds a Ray Tune experiment (a "
                             f"run folder named {self.name!r} used this storage before); choose "
                             f"another --out name or another --storage.")

@@ -14,7 +14,7 @@ import pytest
 
 from minsearch.cli.main import main
 from minsearch.errors import UserError
-from minsearch.search.storage import open_uri
+from minsearch.search.storage import experiment_uri, open_uri
 from tests.search.accounting import assert_exact_accounting, finished_records, trainings
 from tests.search.conftest import (
     TINY_SPACE,
@@ -97,7 +97,8 @@ def test_a_killed_search_on_s3_resumes_from_the_uri_with_exact_accounting(s3_sea
     assert {r["trial_id"] for r in runs} == set(frame["trial_id"])
 
     # Ray's experiment is on S3 only; the run folder keeps the URI for resume.
-    assert json.loads((run_dir / "search.json").read_text())["storage"] == uri
+    stored = json.loads((run_dir / "search.json").read_text())["storage"]  # the experiment's
+    assert stored == uri.replace("/searches?", "/searches/run?")
     assert not (run_dir / "tune").exists()
     from pyarrow.fs import FileSelector
 
@@ -125,6 +126,24 @@ def test_export_reads_a_front_members_weights_from_s3(s3_search, tmp_path, capsy
     assert main(["export", str(run_dir), "--trial", str(front[0]), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"({location}/model.pt)" in err and "are gone" in err
+
+
+def test_a_second_run_folder_of_that_name_on_the_same_storage_is_refused(s3_search, tmp_path,
+                                                                       capsys):
+    run_dir, uri = s3_search[0], s3_search[1]
+    task, space = run_dir.parent / "task.yaml", run_dir.parent / "space.yaml"
+    other = tmp_path / run_dir.name  # another folder, the same name: the same URI/<name>
+    assert main(["search", str(task), "--space", str(space), "--out", str(other), "--storage",
+                 uri, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a Ray Tune experiment" in err, err
+    assert not other.exists()
+
+
+def test_the_experiment_uri_keeps_the_query():
+    assert experiment_uri("s3://b/runs/?region=x&scheme=http", "vit") == \
+        "s3://b/runs/vit?region=x&scheme=http"
+    assert experiment_uri("gs://b", "vit") == "gs://b/vit"
 
 
 @pytest.mark.parametrize(("uri", "problem"), [
