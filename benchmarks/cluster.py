@@ -11,6 +11,11 @@ overhead per trial is the time the trial slots stood idle during that phase:
     PYTHONPATH=. python benchmarks/cluster.py local   # max_concurrent 1 vs 2, local Ray
     PYTHONPATH=. python benchmarks/cluster.py nodes   # 1 worker node x 2 CPUs vs 2 x 1 CPU
     PYTHONPATH=. python benchmarks/cluster.py gpu     # gpus_per_trial 1 vs 0.25 (CUDA only)
+    PYTHONPATH=. python benchmarks/cluster.py storage # run folder's tune/ vs --storage s3://
+
+``storage`` runs the same local search with Ray Tune's experiment in the run folder and on an
+S3 server (moto's, on 127.0.0.1, from the ``test`` extra): what writing every checkpoint and
+snapshot through S3 costs a trial (a real object store adds the network's latency).
 
 ``nodes`` uses Ray's multi-node test cluster (``ray.cluster_utils.Cluster``) on this machine:
 the same total cores, spread over one or two raylets.
@@ -32,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def search(folder: Path, trials: int, task_changes: dict, address: str | None = None,
-           cpus: int | None = None) -> dict[str, float]:
+           cpus: int | None = None, storage: str | None = None) -> dict[str, float]:
     """Run one search; its trials-phase figures."""
     task = yaml.safe_load((ROOT / "tasks/digits_vit.yaml").read_text())
     task.update({"seeds": 1, **task_changes})  # one seed per trial, as the figures were made
@@ -44,6 +49,7 @@ def search(folder: Path, trials: int, task_changes: dict, address: str | None = 
                str(run_dir), "--quiet"]
     command += ["--address", address] if address else []
     command += ["--cpus", str(cpus)] if cpus else []
+    command += ["--storage", storage] if storage else []
     start = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.monotonic() - start
@@ -111,12 +117,39 @@ def gpu(args) -> None:
           f"(0.25 GPU a trial), x{quarter['per_hour'] / whole['per_hour']:.2f}", flush=True)
 
 
+def storage(args) -> None:
+    import logging
+    import os
+
+    import pyarrow.fs
+    from moto.server import ThreadedMotoServer
+
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_EC2_METADATA_DISABLED="true")  # the searches inherit them
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        query = f"endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+        fs, _ = pyarrow.fs.FileSystem.from_uri(f"s3://bench?{query}&allow_bucket_creation=true")
+        fs.create_dir("bench")
+        disk = search(Path(tempfile.mkdtemp()), args.trials, {}, cpus=2)
+        show("run folder (local disk)", disk)
+        s3 = search(Path(tempfile.mkdtemp()), args.trials, {}, cpus=2,
+                    storage=f"s3://bench/runs?{query}")
+        show("--storage s3:// (moto, 127.0.0.1)", s3)
+        ratio("S3 vs local disk", s3, disk)
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", choices=["local", "nodes", "gpu"])
+    parser.add_argument("case", choices=["local", "nodes", "gpu", "storage"])
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
-    {"local": local, "nodes": nodes, "gpu": gpu}[args.case](args)
+    {"local": local, "nodes": nodes, "gpu": gpu, "storage": storage}[args.case](args)
 
 
 if __name__ == "__main__":

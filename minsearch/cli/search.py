@@ -18,6 +18,10 @@ def add_parser(subparsers) -> None:
                                      "127.0.0.1 only")
     p.add_argument("--cpus", type=int, help="CPUs for the local Ray (default: all)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: SQLite in the run folder)")
+    p.add_argument("--storage", metavar="URI",
+                   help="keep Ray Tune's checkpoints and experiment at URI/<run name> (s3://, "
+                        "gs://, any pyarrow file system) instead of RUN_DIR/tune: for a "
+                        "cluster without a shared disk (docs/distributed.md)")
     p.add_argument("--quiet", action="store_true", help="no live display")
     p.set_defaults(func=run)
 
@@ -27,13 +31,17 @@ def run(args: argparse.Namespace) -> int:
     from minsearch.search.controller import run_search
     from minsearch.search.plan import check_inputs
     from minsearch.search.run_dir import RunDir
+    from minsearch.search.storage import open_uri
 
     if args.out is not None:
         RunDir.new(args.out)  # a mistaken --out is found before the checks that take seconds
+    if args.storage is not None:
+        open_uri(args.storage)  # a mistaken URI too
     inputs = check_inputs(args.task, args.space, trials=args.trials,
                           local=args.address is None)
     run_dir = RunDir.new(args.out or RunDir.default_path(inputs.task.name))
     outcome = run_search(inputs, run_dir, address=args.address, num_cpus=args.cpus,
-                         live=not args.quiet, tracking_uri=args.tracking_uri)
+                         live=not args.quiet, tracking_uri=args.tracking_uri,
+                         storage=args.storage)
     print_front(outcome.run, outcome.frame, outcome.summary)
     return 0

@@ -31,15 +31,18 @@ from minsearch.search.results import (
     trial_number,
 )
 from minsearch.search.run_dir import RunDir
+from minsearch.search.storage import TuneStore
 
 _LIVE_STATES = {"RUNNING": "RUNNING", "PENDING": "PENDING", "PAUSED": "PENDING"}
 
 
 class SearchCallback(Callback):
+    storage: str | None = None  # also for a callback pickled before this attribute existed
+
     def __init__(self, run: RunDir, directions: dict[str, str], gene_names: list[str],
                  baseline: dict[str, str], total: int, concurrency: int,
                  constraint: Constraint, tracking_uri: str | None, live: bool = True,
-                 halving: HalvingConfig | None = None) -> None:
+                 halving: HalvingConfig | None = None, storage: str | None = None) -> None:
         self.run = RunDir(run.path.resolve())
         self.directions = dict(directions)
         self.gene_names = list(gene_names)
@@ -50,6 +53,7 @@ class SearchCallback(Callback):
         self.tracking_uri = tracking_uri
         self.live = live
         self.halving = halving
+        self.storage = storage  # where checkpoints are (minsearch.search.storage)
         self._runtime: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -150,7 +154,8 @@ class SearchCallback(Callback):
 
     def _finish(self, trial, *, error: bool) -> None:
         params = {g: str(trial.config.get(g, "")) for g in self.gene_names}
-        checkpoint = trial.checkpoint.path if trial.checkpoint is not None else ""
+        checkpoint = TuneStore(self.run, self.storage).checkpoint_location(
+            trial.checkpoint.path if trial.checkpoint is not None else "")
         error_text = (trial.get_error() or "") if error else ""
         record = record_from_result(trial.trial_id, params, dict(trial.last_result or {}),
                                     error, list(self.directions), checkpoint, error_text)

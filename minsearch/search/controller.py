@@ -4,7 +4,9 @@
   ``ray.init``, as DESIGN.md measured) unless ``address`` joins an existing cluster (checked to
   answer first, :mod:`minsearch.search.head`; one on loopback keeps 127.0.0.1); it is shut
   down when the search ends, whatever happens. On a cluster, trials go to whichever node has
-  their resources (docs/distributed.md); the run folder must be on storage every node sees.
+  their resources (docs/distributed.md); Ray Tune's experiment (``RUN_DIR/tune``) must be on
+  storage every node sees, or at a URI (``storage``, :mod:`minsearch.search.storage`). A head
+  lost mid-search ends the driver with one line (:func:`~minsearch.search.head.watch_head`).
 - ``TUNE_DISABLE_STRICT_METRIC_CHECKING=1``: per-epoch results carry no objective on purpose
   (see :mod:`minsearch.search.trainable`).
 - ``TUNE_GLOBAL_CHECKPOINT_S`` (default here 1 s instead of Ray's adaptive >= 10 s): how stale
@@ -41,11 +43,12 @@ from typing import Any
 
 from minsearch.errors import UserError
 from minsearch.search.finish import Outcome, finish_search, halving_finished
-from minsearch.search.head import check_head
+from minsearch.search.head import check_head, watch_head
 from minsearch.search.lock import driver_lock
 from minsearch.search.plan import Inputs, Plan, create_plan, load_plan
 from minsearch.search.run_dir import RunDir, describe_delivered
 from minsearch.search.stopping import SearchInterrupted, StopSignals, stop_signals, unfinished
+from minsearch.search.storage import TuneStore, experiment_uri
 
 
 def on_loopback(address: str | None) -> bool:
@@ -70,9 +73,11 @@ def _set_env(local: bool) -> None:
 
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None,
-                driver_file: Path | None = None) -> Iterator[None]:
+                driver_file: Path | None = None, run_path: Path | None = None) -> Iterator[None]:
     """``ray.init`` (local on 127.0.0.1, or joining ``address``) ... ``ray.shutdown``. The
-    driver's processes are recorded in ``driver_file`` (for resume)."""
+    driver's processes are recorded in ``driver_file`` (for resume). On a cluster, a head
+    lost meanwhile ends the process with one line naming ``run_path`` to resume
+    (:func:`~minsearch.search.head.watch_head`)."""
     _set_env(local=address is None or on_loopback(address))
     check_head(address)
     import ray
@@ -95,7 +100,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
             from minsearch.search.processes import record_driver
 
             record_driver(driver_file)
-        yield
+        with contextlib.ExitStack() as watching:
+            if address is not None and "://" not in address and run_path is not None:
+                watching.enter_context(watch_head(ray.get_runtime_context().gcs_address,
+                                                  run_path))
+            yield
     finally:
         ray.shutdown()
 
@@ -169,7 +178,8 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
                                   stop_last_trials=False)
     callback = SearchCallback(plan.run, plan.directions, plan.gene_names, plan.baseline,
                               plan.space.trials, plan.task.resources.max_concurrent,
-                              plan.constraint, tracking_uri, live=live, halving=plan.halving)
+                              plan.constraint, tracking_uri, live=live, halving=plan.halving,
+                              storage=plan.settings.storage)
     return tune.Tuner(
         _trainable(plan, parent_state),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
@@ -177,9 +187,7 @@ def _tuner(plan: Plan, parent_state: dict | None, *, live: bool, tracking_uri: s
                                     else -1,  # jobs until the searcher says FINISHED
                                     max_concurrent_trials=plan.task.resources.max_concurrent,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(name=plan.run.tune_dir.name,
-                                  storage_path=str(plan.run.tune_dir.parent.resolve()),
-                                  verbose=0, callbacks=[callback],
+        run_config=tune.RunConfig(**plan.tune.run_config(), verbose=0, callbacks=[callback],
                                   failure_config=tune.FailureConfig(max_failures=1),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
@@ -210,7 +218,7 @@ def _drive(plan: Plan, stop: StopSignals, tuner: Callable[[dict | None], Any], *
         parent_state = _parent(plan)
         _start_tracking(plan, tracking_uri)
         plan.save_settings(status="running")
-        with ray_session(address, num_cpus, plan.run.driver_json):
+        with ray_session(address, num_cpus, plan.run.driver_json, plan.run.path):
             stop.install()  # again: ray.init gave SIGTERM to Ray's crash handler
             try:
                 grid = tuner(parent_state).fit()
@@ -237,16 +245,21 @@ def _drive(plan: Plan, stop: StopSignals, tuner: Callable[[dict | None], Any], *
 
 def run_search(inputs: Inputs, run: RunDir, *, address: str | None = None,
                num_cpus: int | None = None, live: bool = True,
-               tracking_uri: str | None = None) -> Outcome:
+               tracking_uri: str | None = None, storage: str | None = None) -> Outcome:
     """Create the run folder for checked ``inputs`` (:func:`~minsearch.search.plan.
-    check_inputs`), train the parent, run every trial, write the results. The folder is
-    locked before anything is written in it (:mod:`minsearch.search.lock`)."""
+    check_inputs`), train the parent, run every trial, write the results; Ray Tune's
+    experiment goes to ``storage`` (a URI, :mod:`minsearch.search.storage`) or to the run
+    folder. The folder is locked before anything is written in it
+    (:mod:`minsearch.search.lock`)."""
     RunDir.new(run.path)  # not a file, not in use, no search there
     check_head(address)  # before the folder and the parent: a wrong address costs nothing
+    storage = experiment_uri(storage, run.name) if storage is not None else None
+    TuneStore(run, storage).check_new()  # opens the URI: a wrong one costs nothing either
     run.create()
     with driver_lock(run.path), stop_signals() as stop:
         plan = create_plan(inputs, RunDir.new(run.path))  # checked again, under the lock
-        plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
+        plan.save_settings(address=address, num_cpus=num_cpus, tracking_uri=tracking_uri,
+                           storage=storage)
         return _drive(plan, stop, lambda parent: _tuner(plan, parent, live=live,
                                                         tracking_uri=tracking_uri),
                       address=address, num_cpus=num_cpus, tracking_uri=tracking_uri)
@@ -273,6 +286,8 @@ def _resume(run: RunDir, stop: StopSignals, *, address: str | None, num_cpus: in
     check_head(address or plan.settings.address)  # before anything changes
     end_stale_processes(run.driver_json)
     rebuild(plan, damaged)  # what the other records rebuild: trials.json, mlflow.json, parent
+    if address is not None:  # a new head (the old one lost): the next resume goes there too
+        plan.save_settings(address=address)
     if plan.settings.status == "finished":
         return finish_search(plan)
     tracking_uri = plan.settings.tracking_uri
@@ -280,13 +295,13 @@ def _resume(run: RunDir, stop: StopSignals, *, address: str | None, num_cpus: in
     def tuner(parent_state: dict | None):
         from ray import tune
 
-        if not run.tuner_state.is_file():  # stopped before Ray saved anything:
+        if not plan.tune.has_tuner:  # stopped before Ray saved anything:
             run.study_db.unlink(missing_ok=True)  # no trial ran; start over
             return _tuner(plan, parent_state, live=live, tracking_uri=tracking_uri)
-        return tune.Tuner.restore(str(run.tune_dir.resolve()),
-                                  trainable=_trainable(plan, parent_state),
+        path, where = plan.tune.restore_args()
+        return tune.Tuner.restore(path, trainable=_trainable(plan, parent_state),
                                   resume_unfinished=True, resume_errored=False,
-                                  restart_errored=False)
+                                  restart_errored=False, **where)
 
     return _drive(plan, stop, tuner, address=address or plan.settings.address,
                   num_cpus=num_cpus or plan.settings.num_cpus, tracking_uri=tracking_uri)

@@ -8,6 +8,7 @@ and dicts), and rebuilt into a module with one line::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from minsearch.errors import UserError
 from minsearch.search.file_checks import torch_file_problem
 from minsearch.search.plan import Plan
 from minsearch.search.run_dir import CheckpointFiles, DamagedFile
+
+WEIGHTS = CheckpointFiles.WEIGHTS
 
 
 def export_trial(plan: Plan, frame: pd.DataFrame, trial_id: str, out: Path) -> Path:
@@ -38,16 +41,20 @@ def export_row(plan: Plan, row: pd.Series, out: Path) -> Path:
     if row["state"] != "COMPLETE":
         raise UserError(f"Trial {trial_id} is {row['state']}, not COMPLETE: it has no trained "
                         f"weights to export.")
-    weights = Path(str(row["checkpoint"]), CheckpointFiles.WEIGHTS)
-    if not weights.is_file():
-        raise UserError(f"The weights of trial {trial_id} are gone ({weights}); Ray keeps only "
-                        f"each trial's last checkpoint in {plan.run.tune_dir}.")
-    problem = torch_file_problem(weights)
-    if problem:
-        raise DamagedFile(weights, problem, f"the weights of trial {trial_id} cannot be rebuilt "
-                                            f"without training it again: restore "
-                                            f"{plan.run.tune_dir} from a backup")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    location = str(row["checkpoint"])  # a local path, or a URI (minsearch.search.storage)
+    with contextlib.ExitStack() as stack:
+        try:
+            weights = stack.enter_context(plan.tune.checkpoint_file(location, WEIGHTS))
+        except FileNotFoundError:
+            raise UserError(f"The weights of trial {trial_id} are gone ({location}/{WEIGHTS}); "
+                            f"Ray keeps only each trial's last checkpoint in "
+                            f"{plan.tune.where}.") from None
+        problem = torch_file_problem(weights)
+        if problem:
+            raise DamagedFile(Path(location, WEIGHTS), problem,
+                              f"the weights of trial {trial_id} cannot be rebuilt without "
+                              f"training it again: restore {plan.tune.where} from a backup")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
     objectives = {k: float(row[k]) for k in plan.directions}
     blob = export_blob(plan.task.model, json.loads(row["genome"]), state,
                        tuple(plan.settings.input_shape), plan.settings.input_dtype,

@@ -112,10 +112,11 @@ def _sqlite_content(path: Path, mode: str, tables: Sequence[str],
     return None
 
 
-def pickle_problem(path: Path) -> str | None:
-    """What is wrong with a pickle: cut short before its ``STOP``, or garbled."""
+def pickle_problem(source: Path | bytes) -> str | None:
+    """What is wrong with a pickle (a file, or its bytes): cut short before its ``STOP``, or
+    garbled."""
     try:
-        data = path.read_bytes()
+        data = source if isinstance(source, bytes) else source.read_bytes()
     except OSError as err:
         return f"it cannot be read ({err})"
     if not data:

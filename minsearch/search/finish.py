@@ -63,15 +63,17 @@ def collect_records(plan: Plan) -> list[TrialRecord]:
     """One record per trial Ray knows, in creation order."""
     from ray.tune import ExperimentAnalysis
 
-    if not plan.run.experiment_saved:
+    if not plan.tune.saved:
         return []
-    trials = ExperimentAnalysis(str(plan.run.tune_dir.resolve())).trials
+    path, where = plan.tune.restore_args()
+    trials = ExperimentAnalysis(path, **where).trials
     records = []
     for trial in trials:
         params = {g: str(trial.config.get(g, "")) for g in plan.gene_names}
         if trial.status in ("TERMINATED", "ERROR"):
             error = trial.status == "ERROR"
-            checkpoint = trial.checkpoint.path if trial.checkpoint is not None else ""
+            checkpoint = plan.tune.checkpoint_location(
+                trial.checkpoint.path if trial.checkpoint is not None else "")
             record = record_from_result(trial.trial_id, params, dict(trial.last_result or {}),
                                         error, list(plan.directions), checkpoint,
                                         (trial.get_error() or "") if error else "")

@@ -36,6 +36,7 @@ runs only after every check passed.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, fields
@@ -50,8 +51,17 @@ from minsearch.search.file_checks import (
     yaml_problem,
 )
 from minsearch.search.results import TrialRecord
-from minsearch.search.run_dir import STATUSES, STUDY_NAME, DamagedFile, RunDir, Settings, read_json
+from minsearch.search.run_dir import (
+    STATUSES,
+    STUDY_NAME,
+    DamagedFile,
+    RunDir,
+    Settings,
+    json_problem,
+    read_json,
+)
 from minsearch.search.space import SpaceConfig
+from minsearch.search.storage import TUNER, TuneStore
 from minsearch.tasks.config import TaskConfig
 
 if TYPE_CHECKING:
@@ -75,6 +85,19 @@ class Damage:
 
 
 Check = Callable[[RunDir, Settings, str], Iterator[Damage]]
+
+
+def _json_bytes(data: bytes) -> str | None:
+    """What is wrong with JSON ``data`` read from Ray's experiment (None: nothing)."""
+    if not data:
+        return "it is empty (0 bytes)"
+    try:
+        json.loads(data.decode())
+    except UnicodeDecodeError as err:
+        return f"it cannot be read as text ({err})"
+    except json.JSONDecodeError as err:
+        return json_problem(data.decode(), err)
+    return None
 
 
 def _json(path: Path) -> tuple[Any, str | None]:
@@ -151,23 +174,29 @@ def _check_driver(run: RunDir, settings: Settings, command: str) -> Iterator[Dam
 
 
 def _check_tune(run: RunDir, settings: Settings, command: str) -> Iterator[Damage]:
+    store = TuneStore(run, settings.storage)
     remedy = (f"Ray's experiment state cannot be rebuilt from the other files, so the search "
-              f"cannot go on: restore {run.tune_dir} from a backup, or start a new search; "
+              f"cannot go on: restore {store.where} from a backup, or start a new search; "
               f"`minsearch front`, `report` and `export` still read the finished trials")
-    if not run.tuner_state.is_file():
+    if not store.has_tuner:
         if settings.status == "finished":
-            yield Damage(run.tuner_state, "it is missing", remedy)
+            yield Damage(store.shown(TUNER), "it is missing", remedy)
         return  # stopped before Ray saved anything: resume starts the trials over
-    snapshots = run.tune_snapshots()
+    snapshots = store.snapshots()
     if settings.status == "finished" and "experiment" not in snapshots:
-        yield Damage(run.tune_dir, "it holds no snapshot of Ray's experiment", remedy)
-    files = {run.tuner_state: "pickle"}
-    files.update({path: "json" if kind == "experiment" else "pickle"
-                  for kind, path in snapshots.items()})
-    for path, form in files.items():
-        problem = pickle_problem(path) if form == "pickle" else _json(path)[1]
+        yield Damage(store.shown(""), "it holds no snapshot of Ray's experiment", remedy)
+    files = {TUNER: "pickle"}
+    files.update({name: "json" if kind == "experiment" else "pickle"
+                  for kind, name in snapshots.items()})
+    for name, form in files.items():
+        try:
+            data = store.read(name)
+        except OSError as err:
+            problem: str | None = f"it cannot be read ({err})"
+        else:
+            problem = pickle_problem(data) if form == "pickle" else _json_bytes(data)
         if problem:
-            yield Damage(path, problem, remedy)
+            yield Damage(store.shown(name), problem, remedy)
 
 
 def study_problem(run: RunDir) -> str | None:
@@ -178,7 +207,7 @@ def study_problem(run: RunDir) -> str | None:
 
 
 def _check_study(run: RunDir, settings: Settings, command: str) -> Iterator[Damage]:
-    if command == "resume" and not run.tuner_state.is_file():
+    if command == "resume" and not TuneStore(run, settings.storage).has_tuner:
         return  # resume starts over and deletes the study
     if command != "resume" and not run.study_db.exists():
         return  # a search that never created its study: reports go without it
@@ -336,10 +365,10 @@ def _recover_tracking_state(plan: Plan, damage: Damage) -> str:
 def _rebuild_records(plan: Plan, damage: Damage) -> str:
     from minsearch.search.finish import collect_records
 
-    has_state = plan.run.tuner_state.is_file() and "experiment" in plan.run.tune_snapshots()
+    has_state = plan.tune.has_tuner and plan.tune.saved
     records = collect_records(plan) if has_state else []  # no snapshot: no trial is kept
     plan.run.write_records(records)
-    return (f"rebuilt it from Ray's experiment state in {plan.run.tune_dir} ({len(records)} "
+    return (f"rebuilt it from Ray's experiment state in {plan.tune.where} ({len(records)} "
             f"trials)")
 
 

@@ -33,6 +33,7 @@ from minsearch.search.space import (
     resolve_genes,
     unavailable_options,
 )
+from minsearch.search.storage import TuneStore
 from minsearch.tasks.config import TaskConfig, load_task
 
 
@@ -88,6 +89,11 @@ class Plan:
     def halving(self) -> HalvingConfig | None:
         """The promotion rule of ``strategy: multifidelity`` (None for the default)."""
         return halving_config(self.space, self.task, self.directions, self.constraint)
+
+    @property
+    def tune(self) -> TuneStore:
+        """Where Ray Tune keeps this search's experiment (:mod:`minsearch.search.storage`)."""
+        return TuneStore(self.run, self.settings.storage)
 
     def save_settings(self, **changes: Any) -> None:
         for key, value in changes.items():

@@ -83,6 +83,7 @@ class Settings:
     address: str | None = None
     num_cpus: int | None = None
     tracking_uri: str | None = None
+    storage: str | None = None  # Ray Tune's experiment at a URI (None: RUN_DIR/tune)
     parent: dict[str, Any] | None = None  # facts about the parent (trained, or the user's
     # weights with their `as_delivered` accuracy): minsearch.tasks.candidate
     counts: dict[str, int] = field(default_factory=dict)  # trials per state, at the end
@@ -224,26 +225,6 @@ class RunDir:
 
         folder = hashlib.sha1(genome.encode()).hexdigest()[:16]
         return self.rungs_dir / folder / f"seed{seed}-epoch{epoch}.pt"
-
-    @property
-    def tuner_state(self) -> Path:
-        """Ray's pickled tuner: present once Ray has saved the experiment (resume needs it)."""
-        return self.tune_dir / "tuner.pkl"
-
-    @property
-    def experiment_saved(self) -> bool:
-        """Whether Ray has snapshotted the experiment's trials (``tuner.pkl`` comes before
-        it: a driver stopped in between leaves no trial)."""
-        return any(self.tune_dir.glob("experiment_state-*.json"))
-
-    def tune_snapshots(self) -> dict[str, Path]:
-        """Ray's experiment snapshot as ``Tuner.restore`` reads it: the newest file (names sort
-        by time) of each kind present in ``tune/``: ``experiment`` (JSON), ``searcher`` and
-        ``generator`` (pickles, whatever the generator's file name says)."""
-        kinds = {"experiment": "experiment_state-*.json", "searcher": "searcher-state-*.pkl",
-                 "generator": "search_gen_state-*.json"}
-        newest = {kind: sorted(self.tune_dir.glob(pattern)) for kind, pattern in kinds.items()}
-        return {kind: files[-1] for kind, files in newest.items() if files}
 
     def export_path(self, trial_id: str) -> Path:
         """Where the weights of front member ``trial_id`` are exported."""

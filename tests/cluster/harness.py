@@ -21,9 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # Every process of the cluster (and the drivers the tests start) sees these: the repository on
 # the path (an installed minsearch on a real cluster), Ray kept on loopback, no usage reports.
 CLUSTER_ENV = {"PYTHONPATH": str(ROOT), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-               "RAY_USAGE_STATS_ENABLED": "0"}
+               "RAY_USAGE_STATS_ENABLED": "0",
+               # a lost head: raylets and drivers give up on it after 10 s instead of 60 (a
+               # `_system_config` key of the head does not reach the worker nodes' raylets)
+               "RAY_gcs_rpc_server_reconnect_timeout_s": "10"}
 FAST_HEALTH_CHECK = {"health_check_period_ms": 500, "health_check_failure_threshold": 4,
                      "health_check_initial_delay_ms": 1000}
+HEAD_ARGS = {"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
+             "_system_config": FAST_HEALTH_CHECK}
 
 
 class LocalCluster:
@@ -33,9 +38,7 @@ class LocalCluster:
         from ray.cluster_utils import Cluster
 
         self.cpus = cpus
-        self.cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
-            "_system_config": FAST_HEALTH_CHECK})
+        self.cluster = Cluster(initialize_head=True, head_node_args=HEAD_ARGS)
         self.ensure_workers(workers)
 
     @property
@@ -59,6 +62,41 @@ class LocalCluster:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         self.cluster.remove_node(self.workers[node_id], allow_graceful=False)
+
+    def kill_head(self) -> list[int]:
+        """SIGKILL the head: its GCS, raylet, agents and the rest. Returns the worker nodes'
+        raylets, left to end by themselves (their trial workers end with them).
+
+        This process's own GCS clients (Ray's test cluster keeps one per node, and one for
+        its state) are dropped first: a client that cannot reach its GCS for
+        ``gcs_rpc_server_reconnect_timeout_s`` terminates its process (measured: the test
+        process, 60 s after the head died)."""
+        head = self.cluster.head_node
+        for node in self.cluster.worker_nodes:
+            node._gcs_client = None
+        self.cluster.global_state.disconnect()
+        self._lost = [pid for node in self.cluster.worker_nodes for pid in node_tree(node)]
+        for pid in children(head.all_processes["raylet"][0].process.pid):  # its agents
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        self.cluster.remove_node(head, allow_graceful=False)
+        return [info.process.pid for node in self.cluster.worker_nodes
+                for info in node.all_processes["raylet"]]
+
+    def rejoin(self, workers: int) -> list[str]:
+        """After a lost head: a new head (same settings, a new address) and ``workers`` new
+        worker nodes, as `ray start --head` and `ray start --address` would. The old worker
+        nodes' processes still alive are SIGKILLed, as `ray stop` there would; returned: their
+        names (the raylets' agents, which Ray 2.60 leaves running when their raylet gives up)."""
+        stale = {pid: process_name(pid) for pid in getattr(self, "_lost", []) if pid_alive(pid)}
+        for pid in stale:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        for node in list(self.cluster.worker_nodes):
+            self.cluster.remove_node(node, allow_graceful=False)
+        self.cluster.add_node(**HEAD_ARGS)
+        self.ensure_workers(workers)
+        return sorted(stale.values())
 
     def pids(self) -> list[int]:
         """Every process the cluster's nodes started (GCS, raylets, agents), while alive."""
@@ -103,6 +141,32 @@ def forget_address(address: str) -> None:
     with contextlib.suppress(OSError):
         if note.read_text().strip() == address:
             note.unlink()
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def node_tree(node) -> list[int]:
+    """A node's processes and their children (a raylet's agents and workers)."""
+    pids = [info.process.pid for infos in node.all_processes.values() for info in infos]
+    return pids + [child for pid in pids for child in children(pid)]
+
+
+def process_name(pid: int) -> str:
+    """The first word of a process's command line ('' once it is gone)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    return ""
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,6 +1,7 @@
 """Exact accounting of a finished search, checked the same way after every fault: N COMPLETE
 trials with unique ids, N COMPLETE Optuna trials and none RUNNING (anything else a FAIL that
-says why), N finished MLflow child runs tagged with the node that ran them."""
+says why: an orphan, a redrawn duplicate, or a trial stopped by Ctrl-C/SIGTERM and told again
+on resume), N finished MLflow child runs tagged with the node that ran them."""
 
 from __future__ import annotations
 
@@ -47,13 +48,14 @@ def _driver_has_checkpoint(trial_dir: Path) -> bool:
     return saved >= 2
 
 
-def training_victim(run_dir: Path, log: Path, nodes: set[str], key: str = "node"
-                    ) -> dict | None:
-    """A training run on one of ``nodes`` (by ``key``: Ray node id, or ``ip``) whose trial
-    has not finished and has a checkpoint the driver knows: a trial to lose a node under."""
+def training_victim(run_dir: Path, log: Path, nodes: set[str], key: str = "node",
+                    since: float = 0.0) -> dict | None:
+    """A training run on one of ``nodes`` (by ``key``: Ray node id, or ``ip``), started at
+    ``since`` (Unix time) or later, whose trial has not finished and has a checkpoint the
+    driver knows: a trial to lose a node under."""
     done = {r["trial_id"] for r in finished_records(run_dir)}
     for run in trainings(log):
-        if run["trial_id"] in done or run[key] not in nodes:
+        if run["trial_id"] in done or run[key] not in nodes or run["time"] < since:
             continue
         if any(_driver_has_checkpoint(d)
                for d in (run_dir / "tune").glob(f"run_trial_{run['trial_id']}_*")):
@@ -87,10 +89,12 @@ def assert_exact_accounting(run_dir: Path, trials: int) -> pd.DataFrame:
     assert states.count(optuna.trial.TrialState.COMPLETE) == trials
     assert optuna.trial.TrialState.RUNNING not in states
     orphans = json.loads((run_dir / "search.json").read_text())["orphans"]
+    stopped = study.user_attrs.get("minsearch_interrupted", {})  # Ctrl-C/SIGTERM, resumed
     for trial in study.trials:
         if trial.state != optuna.trial.TrialState.COMPLETE:
             assert trial.state == optuna.trial.TrialState.FAIL
-            assert str(trial.number) in orphans or trial.user_attrs.get("minsearch_duplicate")
+            assert (str(trial.number) in orphans or str(trial.number) in stopped
+                    or trial.user_attrs.get("minsearch_duplicate")), trial.number
     values = sorted(round(t.values[0], 9) for t in study.trials if t.values)
     assert values == sorted(round(a, 9) for a in frame["accuracy"])
 

@@ -49,3 +49,38 @@ def test_search_with_no_head_writes_nothing(tiny_task, tiny_space, tmp_path, cap
     ("10.77.0.1:6379", False), ("auto", False), (None, False)])
 def test_loopback_addresses(address, loopback):
     assert on_loopback(address) is loopback
+
+
+def test_a_head_lost_while_watched_ends_the_process_with_one_line(tmp_path):
+    """``watch_head`` in a child process: while the head's port answers it waits; once the
+    port is closed it says how to go on, in one line, and exits with EXIT_HEAD_LOST."""
+    import subprocess
+    import sys
+
+    from minsearch.search.head import EXIT_HEAD_LOST, LOST_SECONDS
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    code = ("import sys, time; from pathlib import Path; "
+            "from minsearch.search.head import watch_head\n"
+            f"with watch_head({address!r}, Path({str(tmp_path / 'run')!r})):\n"
+            "    print('watching', flush=True); time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "watching\n"
+        time.sleep(LOST_SECONDS)  # a head that answers is watched, not lost
+        assert child.poll() is None
+        server.close()
+        lost = time.monotonic()
+        assert child.wait(timeout=30) == EXIT_HEAD_LOST
+        assert time.monotonic() - lost < LOST_SECONDS + 5
+    finally:
+        child.kill()
+        server.close()
+    err = child.stderr.read()
+    assert err.count("\n") == 1, err
+    assert f"the Ray head at {address} stopped answering (Connection refused)" in err
+    assert f"minsearch resume {tmp_path / 'run'} --address {address}" in err
