@@ -28,6 +28,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from minsearch.cli.front import print_front
+    from minsearch.errors import UserError
     from minsearch.search.controller import run_search
     from minsearch.search.plan import check_inputs
     from minsearch.search.run_dir import RunDir
@@ -39,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
         open_uri(args.storage)  # a mistaken URI too
     inputs = check_inputs(args.task, args.space, trials=args.trials,
                           local=args.address is None)
+    if args.storage is not None and inputs.space.strategy == "multifidelity":
+        raise UserError(f"`strategy: multifidelity` keeps each genome's rung checkpoints in "
+                        f"the run folder, which every node must see, so it cannot run with "
+                        f"`--storage {args.storage}`; put --out on a shared disk instead (no "
+                        f"--storage), or use the default strategy.")
     run_dir = RunDir.new(args.out or RunDir.default_path(inputs.task.name))
     outcome = run_search(inputs, run_dir, address=args.address, num_cpus=args.cpus,
                          live=not args.quiet, tracking_uri=args.tracking_uri,

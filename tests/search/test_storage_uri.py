@@ -162,3 +162,17 @@ def test_a_storage_that_is_not_a_usable_uri_is_one_line(uri, problem):
     with pytest.raises(UserError, match=problem) as caught:
         open_uri(uri)
     assert "secret" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_multifidelity_search_is_refused_with_a_storage_uri(s3_search, tmp_path, capsys):
+    uri = s3_search[1]
+    task = write_yaml(tmp_path / "task.yaml", dict(TINY_TASK, epochs=2))
+    space = write_yaml(tmp_path / "space.yaml", dict(
+        TINY_SPACE, strategy="multifidelity",
+        rungs=[{"epochs": 1, "seeds": 1}, {"epochs": 2, "seeds": 1}]))
+    out = tmp_path / "run"
+    assert main(["search", str(task), "--space", str(space), "--out", str(out), "--storage",
+                 uri, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rung checkpoints in the run folder" in err, err
+    assert not out.exists()
