@@ -1,6 +1,6 @@
 """``minsearch resume`` of a folder that is not a run. Resume after a SIGKILL of the driver
 mid-search is tested on the seeded search (``tests/search/test_seeds.py``: killed between a
-trial's two seeds) and across nodes (``tests/cluster/test_faults.py``)."""
+trial's two seeds) and across hosts (``tests/cluster/test_namespaces.py``)."""
 
 from __future__ import annotations
 
