@@ -33,6 +33,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from minsearch.search.multifidelity import without_strategy
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,10 +45,12 @@ def search(folder: Path, trials: int, task_changes: dict, address: str | None = 
     task.update({"seeds": 1, **task_changes})  # one seed per trial, as the figures were made
     task_file = folder / "task.yaml"
     task_file.write_text(yaml.safe_dump(task))
+    space = yaml.safe_load((ROOT / "search_spaces/digits_vit.yaml").read_text())
+    space_file = folder / "space.yaml"  # one Ray trial per genome, as the figures were made
+    space_file.write_text(yaml.safe_dump(without_strategy(space)))
     run_dir = folder / "run"
     command = [sys.executable, "-m", "minsearch.cli.main", "search", str(task_file), "--space",
-               str(ROOT / "search_spaces/digits_vit.yaml"), "--trials", str(trials), "--out",
-               str(run_dir), "--quiet"]
+               str(space_file), "--trials", str(trials), "--out", str(run_dir), "--quiet"]
     command += ["--address", address] if address else []
     command += ["--cpus", str(cpus)] if cpus else []
     command += ["--storage", storage] if storage else []

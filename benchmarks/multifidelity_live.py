@@ -1,7 +1,8 @@
 """The live search, default strategy against ``strategy: multifidelity`` at the same compute.
 
-Runs two real searches of one task, one after the other: the space as it is (``--trials``
-genomes, each trained on every seed of the task for its full ``epochs``), then the same space
+Runs two real searches of one task, one after the other: the space's genes and sampler with
+``strategy: default`` (``--trials`` genomes, each trained on every seed of the task for its
+full ``epochs``), then the same space
 with ``strategy: multifidelity``, ``--rungs``, ``--reduction`` and ``budget_epochs`` set to
 the first search's epoch-trainings (``--genomes`` caps the genomes it may screen). Prints, side
 by side: wall seconds, Ray trials, genomes screened and at the full budget, epoch-trainings
@@ -27,6 +28,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from minsearch.search.multifidelity import without_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="minsearch-mf-") as tmp:
         tmp = Path(tmp)
         default = tmp / "default.yaml"
-        default.write_text(yaml.safe_dump(dict(space, trials=args.trials)))
+        default.write_text(yaml.safe_dump(dict(without_strategy(space), trials=args.trials)))
         halving = tmp / "multifidelity.yaml"
         halving.write_text(yaml.safe_dump(dict(
             space, trials=args.genomes, strategy="multifidelity", rungs=rungs,

@@ -74,15 +74,21 @@ def main() -> None:
 
     import yaml
 
+    from minsearch.search.multifidelity import without_strategy
+
     with tempfile.TemporaryDirectory(prefix="minsearch-overhead-") as tmp:
         task = yaml.safe_load(Path(args.task).read_text())
         # sequential and one seed per trial, like the plain loop
         task.update(max_concurrent=1, cpus_per_trial=1, seeds=1)
         task_path = Path(tmp, "task.yaml")
         task_path.write_text(yaml.safe_dump(task))
-        small_wall, small_parent = timed_search(task_path, args.space, args.small,
+        space = yaml.safe_load(Path(args.space).read_text())
+        space_path = Path(tmp, "space.yaml")  # one Ray trial per genome, like the plain loop
+        space_path.write_text(yaml.safe_dump(without_strategy(space)))
+        small_wall, small_parent = timed_search(task_path, str(space_path), args.small,
                                                 Path(tmp, "small"))
-        wall, parent_s = timed_search(task_path, args.space, args.trials, Path(tmp, "run"))
+        wall, parent_s = timed_search(task_path, str(space_path), args.trials,
+                                      Path(tmp, "run"))
         loop_s, n = plain_loop(Path(tmp, "run"))
 
     search_s = wall - parent_s

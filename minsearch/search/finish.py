@@ -121,8 +121,9 @@ def reconcile_study(plan: Plan, interrupted: frozenset[str] = frozenset(), *,
     the others as orphans (recorded in the settings); return the study's trial counts: by
     state, with duplicates skipped, orphans and interrupted trials counted apart.
     ``tell=False`` (a multi-fidelity search stopped before its searcher finished): every
-    genome below the top rung is still in the search and stays RUNNING, told by the resumed
-    searcher (when it reaches the top, or PRUNED when the search ends)."""
+    genome whose screening (rung 0) has not finished is still in the search and stays
+    RUNNING, told by the resumed searcher (when its rung 0 ends, or PRUNED when the search
+    ends)."""
     import optuna
 
     from minsearch.search.searcher import DUPLICATE, INTERRUPTED, TRIAL_ID
@@ -168,7 +169,7 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
     """Write every result file and close the books; ``interrupted``: the driver was stopped
     (see the module docstring)."""
     from minsearch.search.plot import plot_front
-    from minsearch.search.report import build_report, render_markdown
+    from minsearch.search.report import write_plan_report
     from minsearch.tracking import SearchTracker
 
     run, halving = plan.run, plan.halving
@@ -200,9 +201,7 @@ def finish_search(plan: Plan, *, interrupted: bool = False) -> Outcome:
         png = plot_front(frame, plan.directions, plan.constraint, run.front_png)
         artifacts += [png] if png else []
         _export_front(plan, frame)
-        report = build_report(frame, plan.genes, plan.directions, plan.constraint,
-                              run.load_study(), plan.settings.parent)
-        artifacts.append(run.write_report(report, render_markdown(report)))
+        artifacts.append(write_plan_report(plan, frame))
     tracker = None  # none before tracking started (stopped while training the parent)
     if run.tracking.state.is_file():
         tracker = SearchTracker.open(run.tracking, plan.settings.tracking_uri)

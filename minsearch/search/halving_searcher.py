@@ -16,15 +16,24 @@ The protocol, one Ray trial per :class:`~minsearch.search.promotion.Job`:
   ``start``, the parent at 0, to ``stop``) and :data:`RUNG_EPOCHS` (where to measure);
 - the trial's final result holds :data:`RUNG_VALUES`: ``{seed: {epoch: [objectives in the
   searcher's order]}}`` for every rung epoch it passed (JSON keys are strings);
-- :meth:`on_trial_complete` records those values; when a genome reaches the top rung, its
-  Optuna trial is told COMPLETE with its top-rung means (paired with the baseline's by the
-  searcher's constraint, as for any trial); an error fails the genome (FAIL, never promoted);
-- a result with ``rejected`` (a genome over a cost budget, refused untrained) fails the
-  genome in the rule and is told PRUNED;
+- :meth:`on_trial_complete` records those values; when a genome's rung-0 (screening) work
+  ends, its Optuna trial is told COMPLETE with its rung-0 means over the rung's seeds,
+  paired with the baseline's rung-0 means by the searcher's constraint (as for any trial: one
+  that ends before the baseline is held until the baseline is told). That is what the
+  benchmarked ``halving-tpe`` told TPE (``halving_replay`` in ``benchmarks/
+  quality_replay.py``): it met the issue-10 target out of sample at 0.29 of the exhaustive
+  compute, new genomes at random only at 0.48 (docs/search-quality.md). A genome is told
+  once: its promotions tell Optuna nothing (their top-rung means are in the run folder's
+  per-genome records, :func:`~minsearch.search.multifidelity.genome_records`, which the
+  results, the front and MLflow are built from; the study holds screening values only);
+- an error before rung 0 is complete fails the genome (FAIL, never promoted); a result with
+  ``rejected`` (a genome over a cost budget, refused untrained) fails it too and is told
+  PRUNED. A genome that fails in a promotion is never promoted again; Optuna keeps its
+  screening values;
 - the search ends (:attr:`FINISHED`) when ``decide`` has nothing left, or its next job no
   longer fits ``budget_epochs``, and no job is running; new genomes stop at the space's
-  ``trials`` (or its size). :meth:`close` then tells PRUNED every genome still below the top
-  rung, so early values never reach Optuna or the front, and marks the study finished.
+  ``trials`` (or its size). :meth:`close` then tells PRUNED every genome whose screening
+  never finished, and marks the study finished.
 
 The state pickles with the searcher (Ray's ``save``/``restore``).
 """
@@ -71,6 +80,7 @@ class HalvingSearcher(GenomeSearcher):
         self._jobs: dict[str, Job] = {}  # Ray trial id -> the job it runs
         self._asked_by: dict[str, str] = {}  # genome -> Ray trial id holding its Optuna trial
         self._params: dict[str, dict[str, str]] = {}  # genome -> its params
+        self._told: set[str] = set()  # genomes whose Optuna trial was told (or held to be)
         self._exhausted = False
         self._genomes = min(self._space_size, space.trials)  # new genomes it may start
         self._budget = space.budget_epochs  # epoch-trainings it may issue (None: no cap)
@@ -108,10 +118,9 @@ class HalvingSearcher(GenomeSearcher):
         if job is None:
             return  # told already (a re-run from an older snapshot)
         genome, state = job.genome, self.halving_state
-        asked = self._asked_by[genome]
         if error or (result or {}).get("rejected"):  # failed, or refused by a budget
             state.record_failure(genome)
-            super().on_trial_complete(asked, None if error else {}, error=error)
+            self._tell_once(genome, None if error else {}, error=error)
             return
         values = (result or {}).get(RUNG_VALUES, {})
         values = json.loads(values) if isinstance(values, str) else values
@@ -121,16 +130,20 @@ class HalvingSearcher(GenomeSearcher):
                     state.record(genome, int(seed), int(epoch), row)
         if (genome, job.rung) in state.pending:  # ended short of its work (stopped, lost)
             state.abandon(job, self.halving)  # decide() issues the rest again
-        top = self.halving.top
-        if state.at_rung(self.halving, genome, top):
-            means = state.mean(self.halving, genome, top)
-            super().on_trial_complete(asked, dict(zip(self.metric, means.tolist(),
-                                                      strict=True)))
+        if state.at_rung(self.halving, genome, 0):  # screened: rung-0 means, once
+            means = state.mean(self.halving, genome, 0)
+            self._tell_once(genome, dict(zip(self.metric, means.tolist(), strict=True)))
+
+    def _tell_once(self, genome: str, result: dict | None, error: bool = False) -> None:
+        """Tell ``genome``'s Optuna trial (through :class:`GenomeSearcher`, which holds it
+        until the baseline is told) unless it was told before."""
+        if genome not in self._told:
+            self._told.add(genome)
+            super().on_trial_complete(self._asked_by[genome], result, error=error)
 
     def close(self) -> None:
-        """Tell PRUNED every genome that never reached the top rung (the search ended), and
+        """Tell PRUNED every genome whose screening never finished (the search ended), and
         mark the study finished (:data:`FINISHED_ATTR`: what the run folder's status reads)."""
-        for genome, asked in self._asked_by.items():  # a genome told before is not told again
-            if not self.halving_state.at_rung(self.halving, genome, self.halving.top):
-                super().on_trial_complete(asked, {})
+        for genome in self._asked_by:
+            self._tell_once(genome, {})
         self.study.set_user_attr(FINISHED_ATTR, True)

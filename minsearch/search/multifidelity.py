@@ -16,9 +16,12 @@ The rule is :mod:`minsearch.search.promotion`'s; :class:`~minsearch.search.halvi
 HalvingSearcher` runs it, one Ray trial per job. A genome therefore spans several Ray trials
 (its screening and each promotion): :func:`genome_records` folds their records into one
 record per genome, and the results table, the front, the report and MLflow are built from
-those, with the rung each genome reached (extra columns ``rung``, ``jobs``). Only genomes at
-the top rung are COMPLETE, with their top-rung means over the top rung's seeds; the others
-are PRUNED ("stopped at rung r"), so early values never reach the front.
+those, with the rung each genome reached (extra columns ``rung``, ``jobs``). In them only
+genomes at the top rung are COMPLETE, with their top-rung means over the top rung's seeds;
+the others are PRUNED ("stopped at rung r"), so early values never reach the front. The
+Optuna study is another matter: its sampler was told each genome's rung-0 (screening) values
+(see :mod:`~minsearch.search.halving_searcher`), so nothing reads final values from it; its
+importances say so (:func:`importance_note`).
 """
 
 from __future__ import annotations
@@ -102,6 +105,12 @@ def check_strategy(space: SpaceConfig) -> None:
     budget = space.budget_epochs
     if budget is not None and (not isinstance(budget, int) or budget < 1):
         raise UserError(f"`budget_epochs` must be an int >= 1 or null, but got {budget!r}.")
+
+
+def without_strategy(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A space file's mapping with the multi-fidelity keys removed: the same genes and sampler
+    as a ``strategy: default`` search (benchmarks that time one Ray trial per genome)."""
+    return {k: v for k, v in data.items() if k not in STRATEGY_KEYS}
 
 
 def strategy_json(space: SpaceConfig) -> dict[str, Any]:
@@ -215,6 +224,17 @@ def genome_records(records: Sequence[TrialRecord], config: HalvingConfig | None
     for record in sorted(records, key=lambda r: r.number):
         groups.setdefault(json.dumps(record.params, sort_keys=True), []).append(record)
     return [_fold(config, jobs, number) for number, jobs in enumerate(groups.values(), 1)]
+
+
+def importance_note(config: HalvingConfig | None, study: Any) -> str | None:
+    """The report's one sentence on what the importances of a multi-fidelity search rest on
+    (None for the default strategy, whose study holds every trial's final values)."""
+    if config is None or study is None:
+        return None
+    rung = config.rungs[0]
+    told = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    return (f"These rest on the screening rung: Optuna was told {told} genomes' values after "
+            f"{rung.epochs} epoch(s) x {rung.seeds} seed(s), not the full-budget means above.")
 
 
 def genome_key(records: Mapping[str, TrialRecord], params: Mapping[str, str],

@@ -131,9 +131,12 @@ def can_go(frame: pd.DataFrame, genes: list[Gene], constraint: Constraint) -> li
 
 def build_report(frame: pd.DataFrame, genes: list[Gene], directions: dict[str, str],
                  constraint: Constraint, study: optuna.Study | None,
-                 parent: dict[str, Any] | None = None) -> dict[str, Any]:
+                 parent: dict[str, Any] | None = None,
+                 importance_note: str | None = None) -> dict[str, Any]:
     """The report as a JSON-ready dict (see the module docstring); ``parent``: the settings'
-    facts about the parent (the user's weights and their accuracy as delivered, if any)."""
+    facts about the parent (the user's weights and their accuracy as delivered, if any);
+    ``importance_note``: what the importances rest on, when not the final values (a
+    multi-fidelity search: :func:`~minsearch.search.multifidelity.importance_note`)."""
     objectives = list(directions)
     done = frame[frame["state"] == "COMPLETE"]
     base = done[done["baseline"]]
@@ -144,6 +147,7 @@ def build_report(frame: pd.DataFrame, genes: list[Gene], directions: dict[str, s
         "directions": dict(directions),
         "marginal_means": {g.name: marginal_means(frame, g.name, objectives) for g in genes},
         "importance": importances(study, objectives),
+        "importance_note": importance_note,
         "can_go": can_go(frame, genes, constraint),
         "parent": parent,
     }
@@ -189,6 +193,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {row['option']} | {row['n']} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Importance (Optuna evaluators, per objective)", ""]
+    if report.get("importance_note"):
+        lines += [report["importance_note"], ""]
     for evaluator, per_objective in report["importance"].items():
         for objective, values in per_objective.items():
             top = ", ".join(f"{k} {v:.2f}" for k, v in list(values.items())[:6])
@@ -207,6 +213,14 @@ def report_run(plan: Plan) -> Path:
 
         frame = results_frame(plan.run.read_records(), plan.gene_names, plan.directions,
                               plan.constraint)
-    report = build_report(frame, plan.genes, plan.directions, plan.constraint,
-                          plan.run.load_study(), plan.settings.parent)
+    return write_plan_report(plan, frame)
+
+
+def write_plan_report(plan: Plan, frame: pd.DataFrame) -> Path:
+    """Build ``plan``'s report from ``frame`` and its study; write it (json and markdown)."""
+    from minsearch.search.multifidelity import importance_note
+
+    study = plan.run.load_study()
+    report = build_report(frame, plan.genes, plan.directions, plan.constraint, study,
+                          plan.settings.parent, importance_note(plan.halving, study))
     return plan.run.write_report(report, render_markdown(report))

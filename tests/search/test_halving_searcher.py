@@ -1,10 +1,13 @@
-"""The multi-fidelity searcher without Ray: jobs as trials, Optuna told only top-rung means,
-PRUNED for the rest at the end, nothing trained twice, state that survives pickling."""
+"""The multi-fidelity searcher without Ray: jobs as trials, Optuna told each genome's rung-0
+(screening) means once, when its screening ends, paired with the baseline's rung-0 means;
+PRUNED for the unscreened at the end; nothing trained twice; state that survives pickling."""
 
 from __future__ import annotations
 
 import json
 import pickle
+
+import pytest
 
 from minsearch.objectives.constraint import Constraint
 from minsearch.search.halving_searcher import (
@@ -15,6 +18,7 @@ from minsearch.search.halving_searcher import (
     genome_name,
 )
 from minsearch.search.promotion import HalvingConfig, Rung
+from minsearch.search.searcher import CONSTRAINT, DUPLICATE
 from tests.search.test_searcher import DIRECTIONS, GENES, space
 
 HALVING = HalvingConfig((Rung(1, 1, slack=0.1), Rung(2, 2)), ("max", "min"),
@@ -38,7 +42,9 @@ def train(config):
     return {"final": 1, RUNG_VALUES: json.dumps(values)}
 
 
-def drive(searcher, steps, roundtrip=False):
+def drive(searcher, steps, roundtrip=False, told=None):
+    """Suggest and complete ``steps`` jobs one at a time; ``told`` (a list) gets, after each
+    job, the study's ``{number: (state, values)}``."""
     trained, configs = [], []
     for i in range(steps):
         if roundtrip:
@@ -50,6 +56,8 @@ def drive(searcher, steps, roundtrip=False):
         trained += [(genome_name({g.name: config[g.name] for g in GENES}), s, e)
                     for s, a, b in config[WORK] for e in range(a + 1, b + 1)]
         searcher.on_trial_complete(str(i), train(config))
+        if told is not None:
+            told.append({t.number: (t.state.name, t.values) for t in searcher.study.trials})
     return searcher, trained, configs
 
 
@@ -58,22 +66,41 @@ def make():
                            Constraint("accuracy", "max", 0.05), None, HALVING)
 
 
-def test_jobs_train_each_epoch_once_and_optuna_sees_only_top_rung_means():
-    searcher, trained, configs = drive(make(), 40)
+def test_jobs_train_each_epoch_once_and_optuna_is_told_rung_0_means_once_per_genome():
+    told = []
+    searcher, trained, configs = drive(make(), 40, told=told)
     assert configs[0][WORK] == [[0, 0, 2], [1, 0, 2]]  # the baseline to the top first
     assert configs[0]["norm"] == "keep" and configs[0]["residual"] == "keep"
     assert len(trained) == len(set(trained))  # no (genome, seed, epoch) twice
     genomes = {t[0] for t in trained}
     assert len(genomes) == 6  # the whole space was screened, then the search ran out
+    promoted = [i for i, c in enumerate(configs) if c[WORK][0][1] > 0]
+    assert promoted, "no promotion ran"
+    for i in promoted:  # a promotion tells Optuna nothing new
+        assert told[i] == told[i - 1]
     searcher.close()
-    trials = searcher.study.trials
-    done = [t for t in trials if t.state.name == "COMPLETE"]
+    trials = [t for t in searcher.study.trials if not t.user_attrs.get(DUPLICATE)]
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 6  # every genome screened
+    base = accuracy(configs[0], 0, 1)  # the baseline's rung 0: seed 0 after 1 epoch
+    for t in trials:  # the rung-0 value (seed 0, epoch 1), never a top-rung mean
+        assert t.values[0] == pytest.approx(accuracy(t.params, 0, 1))
+        assert t.constraints[CONSTRAINT] == pytest.approx(base - t.values[0] - 0.05)
+    assert told[0] == {0: ("COMPLETE", [pytest.approx(base), 200.0])}  # told at once
     top = [g for g in genomes if searcher.halving_state.at_rung(HALVING, g, 1)]
-    assert len(done) == len(top) >= 2
-    for t in done:  # told the mean of seeds 0 and 1 after 2 epochs: never an early value
-        expected = (accuracy(t.params, 0, 2) + accuracy(t.params, 1, 2)) / 2
-        assert abs(t.values[0] - expected) < 1e-9
-    assert {t.state.name for t in trials} - {"COMPLETE"} <= {"PRUNED", "FAIL"}
+    assert len(top) >= 2  # the top-rung means stay in the halving state (and the records)
+
+
+def test_a_screening_that_ends_before_the_baseline_is_held_until_the_baseline_is_told():
+    searcher = make()
+    baseline, other = searcher.suggest("0"), searcher.suggest("1")
+    assert other[WORK] == [[0, 0, 1]]  # screened beside the baseline
+    searcher.on_trial_complete("1", train(other))
+    assert [t.state.name for t in searcher.study.trials] == ["RUNNING", "RUNNING"]
+    searcher.on_trial_complete("0", train(baseline))
+    first, second = searcher.study.trials
+    assert (first.state.name, second.state.name) == ("COMPLETE", "COMPLETE")
+    worse = accuracy(baseline, 0, 1) - accuracy(other, 0, 1)  # paired at rung 0
+    assert second.constraints[CONSTRAINT] == pytest.approx(worse - 0.05)
 
 
 def test_a_pickled_searcher_decides_the_same():
@@ -82,7 +109,7 @@ def test_a_pickled_searcher_decides_the_same():
     assert resumed == straight
 
 
-def test_a_trial_that_reports_nothing_is_run_again_and_an_error_fails_the_genome():
+def test_a_trial_that_reports_nothing_is_run_again_an_error_fails_and_close_prunes():
     searcher = make()
     config = searcher.suggest("0")
     searcher.on_trial_complete("0", {"final": 1})  # stopped before reporting: abandoned
@@ -92,6 +119,11 @@ def test_a_trial_that_reports_nothing_is_run_again_and_an_error_fails_the_genome
     searcher.suggest("2")
     searcher.on_trial_complete("2", error=True)
     assert [t.state.name for t in searcher.study.trials] == ["COMPLETE", "FAIL"]
+    config = searcher.suggest("3")
+    searcher.on_trial_complete("3", {"final": 1})  # abandoned: its screening never ended
+    searcher._budget = searcher.halving_state.epochs_spent()  # nothing more fits
+    assert searcher.suggest("4") == searcher.FINISHED
+    assert [t.state.name for t in searcher.study.trials] == ["COMPLETE", "FAIL", "PRUNED"]
 
 
 def test_the_search_ends_when_the_next_job_no_longer_fits_the_epoch_budget():
@@ -104,7 +136,7 @@ def test_the_search_ends_when_the_next_job_no_longer_fits_the_epoch_budget():
     assert searcher.suggest("last") == searcher.FINISHED
     assert searcher.study.user_attrs["minsearch_halving_finished"] is True
     states = [t.state.name for t in searcher.study.trials if t.state.name != "FAIL"]
-    assert states == ["COMPLETE", "PRUNED", "PRUNED"]  # close() told the rest
+    assert states == ["COMPLETE"] * 3  # the two screened genomes were told at rung 0
     few = HalvingSearcher(GENES, dataclasses.replace(space("random"), trials=3), DIRECTIONS,
                           Constraint("accuracy", "max", 0.05), None, HALVING)
     _, trained, _ = drive(few, 40)

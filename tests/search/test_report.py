@@ -103,3 +103,27 @@ def test_without_a_limit_the_worsening_is_reported_and_nothing_is_judged():
     assert row["worsening"] == pytest.approx(0.005) and row["verdict"] == "not judged"
     markdown = render_markdown(report)
     assert "no limit on the accuracy drop is set" in markdown and "not judged" in markdown
+
+
+def test_the_importance_section_says_when_it_rests_on_a_multifidelity_screening_rung():
+    import optuna
+
+    from minsearch.search.multifidelity import importance_note
+    from minsearch.search.promotion import HalvingConfig, Rung
+
+    constraint = Constraint("accuracy", "max", 0.02)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for value in (0.9, 0.8):  # two genomes told their screening values
+        study.add_trial(optuna.trial.create_trial(values=[value, 1.0], params={},
+                                                  distributions={}))
+    config = HalvingConfig((Rung(1, 1, 0.2), Rung(8, 3)), ("max", "min"), constraint, 3.0,
+                           (0, 1, 2))
+    note = importance_note(config, study)
+    assert note == ("These rest on the screening rung: Optuna was told 2 genomes' values after "
+                    "1 epoch(s) x 1 seed(s), not the full-budget means above.")
+    assert importance_note(None, study) is None  # the default strategy: final values
+    frame = frame_of(RECORDS, 0.02)
+    with_note = render_markdown(build_report(frame, GENES, DIRS, constraint, None, None, note))
+    assert f"## Importance (Optuna evaluators, per objective)\n\n{note}\n" in with_note
+    assert "screening rung" not in render_markdown(build_report(frame, GENES, DIRS,
+                                                                constraint, None))

@@ -185,3 +185,19 @@ def test_a_multifidelity_space_round_trips_and_is_checked_against_the_task():
 def test_gene_spec_requires_known_kind():
     with pytest.raises(ValueError, match="not a site kind"):  # (a plugin may add `dropout`)
         GeneSpec(kind="no_such_kind", options=("keep",))
+
+
+def test_the_shipped_digits_vit_space_is_multifidelity_within_the_old_compute():
+    """The README's search: halving-tpe (docs/search-quality.md) with rungs that fit the task,
+    spending at most the 16 genomes x 3 seeds x 8 epochs the NSGA-II search spent."""
+    from minsearch.objectives.constraint import Constraint, directions
+    from minsearch.search.multifidelity import halving_config
+
+    task = load_task(ROOT / "tasks" / "digits_vit.yaml")
+    sp = load_space(ROOT / "search_spaces" / "digits_vit.yaml")
+    config = halving_config(sp, task, directions(task.measure.objectives),
+                            Constraint.from_task(task))
+    assert (sp.strategy, sp.sampler, sp.reduction) == ("multifidelity", "tpe", 3)
+    assert [(r.epochs, r.seeds, r.slack) for r in config.rungs] == [
+        (1, 1, 0.2), (2, 1, 0.1), (8, 3, 0.0)]
+    assert sp.budget_epochs <= 16 * 3 * 8 and config.seeds == (0, 1, 2)
