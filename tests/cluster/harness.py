@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,19 +119,15 @@ def local_cluster(workers: int = 2, cpus: int = 1,
     """A :class:`LocalCluster` with :data:`CLUSTER_ENV` and ``env`` set while it runs (its
     nodes' processes inherit them); shut down (no process left) on exit."""
     env = dict(CLUSTER_ENV, **(env or {}))
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
+    environment = mock.patch.dict(os.environ, env)  # restored exactly on exit
+    environment.start()
     cluster = None
     try:
         cluster = LocalCluster(workers, cpus)
         yield cluster
     finally:
         left = cluster.shutdown() if cluster is not None else []
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        environment.stop()
     assert not left, f"cluster processes alive after shutdown: {left}"
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import time
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -54,12 +55,12 @@ def s3_search(tmp_path_factory):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     drivers = Drivers(folder)
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    credentials = mock.patch.dict(os.environ, CREDENTIALS)  # for this process's reads
+    credentials.start()  # (export, the checks); restored exactly at the end
     try:
         host, port = server.get_host_and_port()
         uri = (f"s3://{BUCKET}/searches?endpoint_override={host}:{port}&scheme=http"
                f"&region=us-east-1")
-        os.environ.update(CREDENTIALS)  # for this process's reads (export, the checks)
         fs, _ = open_uri(uri + "&allow_bucket_creation=true")
         fs.create_dir(BUCKET)
         log = folder / "trainings.jsonl"
@@ -85,11 +86,7 @@ def s3_search(tmp_path_factory):
     finally:
         left = drivers.cleanup()
         server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        credentials.stop()
     assert not left, f"processes of the drivers left running: {left}"
 
 
